@@ -1,7 +1,9 @@
 """The `tfship` command: a thin dispatcher that imports each part's commands lazily."""
 import argparse
 import importlib
+import os
 import sys
+import tempfile
 
 # subcommand -> (module, help). Modules are imported only when their command runs, so API
 # commands never load TensorFlow.
@@ -29,6 +31,9 @@ def main(argv=None):
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
+    # TensorFlow's C++ info lines drown the progress output; importing Keras writes ~/.keras.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "tfship-keras"))
     module = importlib.import_module(COMMANDS[args.command][0])
     return module.run(args.command, argv[1:]) or 0
 

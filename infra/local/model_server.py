@@ -1,0 +1,66 @@
+"""The local model server: TF Serving's own binary where installed, else tfship's compatible server."""
+import shutil
+import sys
+
+from infra.local import processes
+
+BINARY = "tensorflow_model_server"
+
+
+def initial_model_config(settings):
+    """A ModelServerConfig for the first start: every exported version, `stable` on the newest.
+
+    Later the rollout reconciler owns this file; `tfship up` writes it only when it is absent.
+    """
+    model_dir = settings.models_dir / settings.model_name
+    versions = sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+    if not versions:
+        raise FileNotFoundError(f"no exported versions under {model_dir}; run `tfship train` first")
+    return (
+        "model_config_list {\n"
+        "  config {\n"
+        f'    name: "{settings.model_name}"\n'
+        f'    base_path: "{model_dir}"\n'
+        '    model_platform: "tensorflow"\n'
+        "    model_version_policy { all {} }\n"
+        f'    version_labels {{ key: "stable" value: {versions[-1]} }}\n'
+        "  }\n"
+        "}\n"
+    )
+
+
+def flags(settings):
+    """The flags, identical for TF Serving's binary and the local server."""
+    return [
+        f"--rest_api_port={settings.model_server_port}",
+        f"--port={settings.model_server_grpc_port}",
+        f"--model_config_file={settings.model_config_file}",
+        f"--model_config_file_poll_wait_seconds={settings.model_config_poll_seconds}",
+        f"--file_system_poll_wait_seconds={settings.file_system_poll_seconds}",
+    ]
+
+
+def command(settings):
+    binary = shutil.which(BINARY)
+    if binary:
+        return [binary, *flags(settings)]
+    return [sys.executable, "-m", "tfship.cli", "model-server", *flags(settings)]
+
+
+def available_versions(settings):
+    """The versions the server reports AVAILABLE for the model (empty when none or unreachable)."""
+    status = processes.get_json(f"{settings.model_server_url}/v1/models/{settings.model_name}")
+    if not status:
+        return []
+    return sorted(int(v["version"]) for v in status.get("model_version_status", [])
+                  if v.get("state") == "AVAILABLE")
+
+
+def start(settings, timeout=120.0):
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.model_config_file.exists():
+        settings.model_config_file.write_text(initial_model_config(settings))
+    process = processes.start(settings, "model-server", command(settings),
+                              settings.model_server_url)
+    processes.wait_until(process, lambda: available_versions(settings), timeout)
+    return process

@@ -1,0 +1,60 @@
+"""The local environment's settings: ports, paths and the model, with their environment overrides.
+
+This module is the one source of the local defaults; every command and the Makefile read it.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULTS = {
+    "TFSHIP_MODEL_SERVER_PORT": "8501",  # TF Serving's REST default
+    "TFSHIP_MODEL_SERVER_GRPC_PORT": "8500",  # TF Serving's gRPC default (the local server has no gRPC)
+    "TFSHIP_API_PORT": "8080",
+    "TFSHIP_PROMETHEUS_PORT": "9090",
+    "TFSHIP_STATE_DIR": ".tfship",
+    "TFSHIP_MODELS_DIR": "models",
+    "TFSHIP_MODEL_NAME": "penguins",
+    "TFSHIP_FILE_SYSTEM_POLL_SECONDS": "2",
+    "TFSHIP_MODEL_CONFIG_POLL_SECONDS": "2",
+}
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    model_server_port: int
+    model_server_grpc_port: int
+    api_port: int
+    prometheus_port: int
+    state_dir: Path
+    models_dir: Path
+    model_name: str
+    file_system_poll_seconds: int
+    model_config_poll_seconds: int
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Read every setting from the environment, falling back to DEFAULTS."""
+        env = dict(DEFAULTS, **{k: v for k, v in (environ or os.environ).items() if k in DEFAULTS})
+        return cls(
+            model_server_port=int(env["TFSHIP_MODEL_SERVER_PORT"]),
+            model_server_grpc_port=int(env["TFSHIP_MODEL_SERVER_GRPC_PORT"]),
+            api_port=int(env["TFSHIP_API_PORT"]),
+            prometheus_port=int(env["TFSHIP_PROMETHEUS_PORT"]),
+            state_dir=Path(env["TFSHIP_STATE_DIR"]).absolute(),
+            models_dir=Path(env["TFSHIP_MODELS_DIR"]).absolute(),
+            model_name=env["TFSHIP_MODEL_NAME"],
+            file_system_poll_seconds=int(env["TFSHIP_FILE_SYSTEM_POLL_SECONDS"]),
+            model_config_poll_seconds=int(env["TFSHIP_MODEL_CONFIG_POLL_SECONDS"]),
+        )
+
+    @property
+    def logs_dir(self):
+        return self.state_dir / "logs"
+
+    @property
+    def model_config_file(self):
+        return self.state_dir / "models.config"
+
+    @property
+    def model_server_url(self):
+        return f"http://127.0.0.1:{self.model_server_port}"

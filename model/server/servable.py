@@ -1,0 +1,102 @@
+"""One loaded model version: its SavedModel, its signatures' specs, and how to run them."""
+import logging
+import os
+
+import numpy as np
+
+from model.server import codec
+from model.server.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = "serving_default"
+
+
+def read_meta_graph(path, tags):
+    """Return the MetaGraphDef of the SavedModel at `path` whose tags are `tags`."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
+            return meta_graph
+    raise InvalidArgument(f"Could not find meta graph def matching supplied tags: "
+                          f"{{ {' '.join(sorted(tags))} }}. To inspect available tag-sets "
+                          f"in the SavedModel, please use the SavedModel CLI: `saved_model_cli`")
+
+
+def _spec(tensor_info):
+    """Return the codec.TensorSpec of a TensorInfo proto."""
+    from tensorflow.core.framework import types_pb2
+
+    dtype = types_pb2.DataType.Name(tensor_info.dtype)
+    shape_proto = tensor_info.tensor_shape
+    if shape_proto.unknown_rank:
+        return codec.TensorSpec(dtype, None)
+    return codec.TensorSpec(dtype, tuple(None if dim.size < 0 else dim.size
+                                         for dim in shape_proto.dim))
+
+
+class Servable:
+    """A loaded version: `run` calls one of its signatures on numpy inputs."""
+
+    def __init__(self, name, version, path, tags=("serve",)):
+        import tensorflow as tf
+
+        self.name = name
+        self.version = version
+        self.path = path
+        self.meta_graph = read_meta_graph(path, tags)
+        self.signature_defs = dict(self.meta_graph.signature_def)
+        self._loaded = tf.saved_model.load(path, tags=list(tags))
+        self._functions = dict(self._loaded.signatures)
+        self.input_specs = {key: {n: _spec(info) for n, info in sig.inputs.items()}
+                            for key, sig in self.signature_defs.items()}
+        self.output_specs = {key: {n: _spec(info) for n, info in sig.outputs.items()}
+                             for key, sig in self.signature_defs.items()}
+
+    def signature(self, signature_name):
+        """Return the SignatureDef key for `signature_name` ('' means serving_default)."""
+        key = signature_name or DEFAULT_SIGNATURE
+        if key not in self.signature_defs:
+            raise InvalidArgument(f'Serving signature name: "{key}" not found in signature def')
+        return key
+
+    def run(self, signature_key, inputs):
+        """Return {output name: numpy array} of signature `signature_key` on `inputs`."""
+        import tensorflow as tf
+
+        function = self._functions.get(signature_key)
+        if function is None:
+            raise InvalidArgument(f'Serving signature name: "{signature_key}" has no '
+                                  "callable function in this SavedModel")
+        tensors = {name: tf.constant(array, dtype=_tf_dtype(self, signature_key, name))
+                   for name, array in inputs.items()}
+        try:
+            outputs = function(**tensors)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            raise InvalidArgument(_first_line(error)) from None
+        return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
+
+    def unload(self):
+        """Drop every reference to the TensorFlow objects so their memory can be freed."""
+        self._functions.clear()
+        self._loaded = None
+
+
+def _tf_dtype(servable, signature_key, name):
+    from tensorflow.core.framework import types_pb2
+    import tensorflow as tf
+
+    return tf.dtypes.as_dtype(types_pb2.DataType.Value(
+        servable.input_specs[signature_key][name].dtype))
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

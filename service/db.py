@@ -1,0 +1,80 @@
+"""Open the registry database: one engine per app, one session per app context.
+
+SQLite by default (the file and its folder are created on first connect, WAL mode, foreign
+keys on, a busy timeout so concurrent workers wait instead of failing); PostgreSQL through
+``DATABASE_URL`` (``postgresql+psycopg://user:pass@host/db``). The schema comes only from
+Alembic (``tfship db upgrade``): nothing here creates tables.
+"""
+import os
+
+import sqlalchemy as sa
+from flask import current_app, g
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from service.errors import ServiceUnavailable
+
+EXTENSION = "tfship_db"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every registry table."""
+
+
+def _enable_sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_db_engine(url, *, timeout_s=5.0, pool_size=5):
+    """Return an engine for url, with SQLite pragmas or PostgreSQL pool settings applied."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": timeout_s})
+        event.listen(engine, "connect", _enable_sqlite_pragmas)
+        return engine
+    return sa.create_engine(
+        parsed, pool_pre_ping=True, pool_size=pool_size, pool_timeout=timeout_s,
+        connect_args={"connect_timeout": max(1, int(timeout_s))} if parsed.get_backend_name()
+        == "postgresql" else {})
+
+
+def init_app(app):
+    """Create the app's engine and session factory; close the request's session on teardown."""
+    engine = create_db_engine(app.config["DATABASE_URL"], timeout_s=app.config["DATABASE_TIMEOUT_S"],
+                              pool_size=app.config["DATABASE_POOL_SIZE"])
+    app.extensions[EXTENSION] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+    app.register_error_handler(sa.exc.OperationalError, _database_unavailable)
+    app.register_error_handler(sa.exc.InterfaceError, _database_unavailable)
+
+
+def engine(app=None):
+    """Return the app's engine."""
+    return (app or current_app).extensions[EXTENSION].kw["bind"]
+
+
+def session():
+    """Return this app context's session, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions[EXTENSION]()
+    return g.db_session
+
+
+def _close_session(_exc):
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+def _database_unavailable(exc):
+    from service.errors import render
+    current_app.logger.warning("database unavailable: %s", type(exc).__name__)
+    return render(ServiceUnavailable("the registry database is unavailable; retry later",
+                                     code="database_unavailable", retry_after=2))

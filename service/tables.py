@@ -1,0 +1,144 @@
+"""The registry's tables: models, their tags and versions, rollout state and API keys.
+
+Every mutable row carries ``revision``, SQLAlchemy's version counter: an UPDATE only
+succeeds when the row still has the revision it was read with, so two concurrent writers
+cannot both win (the loser gets StaleDataError, answered as 412).
+"""
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base
+
+VERSION_STATUSES = ("staged", "canary", "stable", "previous", "retired")
+ROLES = ("reader", "predictor", "deployer", "admin")
+
+
+def utcnow():
+    """Return the current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp stored naive-UTC everywhere and returned timezone-aware (SQLite drops zones)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class RegisteredModel(Base):
+    """A named model: its owner, description and tags; versions hang below it."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    owner: Mapped[str] = mapped_column(sa.String(128), default="", index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,
+                                                    index=True)
+    revision: Mapped[int] = mapped_column(default=1)
+
+    tag_rows: Mapped[list["ModelTag"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="ModelTag.tag")
+    versions: Mapped[list["ModelVersion"]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="raise_on_sql")
+    rollout: Mapped["Rollout"] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True,
+        uselist=False, lazy="selectin")
+
+    __mapper_args__ = {"version_id_col": revision}
+
+    @property
+    def tags(self):
+        return [row.tag for row in self.tag_rows]
+
+    @tags.setter
+    def tags(self, values):
+        wanted = sorted(set(values))
+        kept = [row for row in self.tag_rows if row.tag in wanted]
+        have = {row.tag for row in kept}
+        self.tag_rows = kept + [ModelTag(tag=tag) for tag in wanted if tag not in have]
+
+
+class ModelTag(Base):
+    """One tag of a model (a row each, so that filtering by tag uses an index)."""
+
+    __tablename__ = "model_tags"
+
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
+
+
+class ModelVersion(Base):
+    """One exported version: where its artifact lives, its metrics, input schema and statistics."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (sa.UniqueConstraint("model_id", "version"),
+                      sa.CheckConstraint(f"status IN {VERSION_STATUSES}", name="version_status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
+                                          index=True)
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(16), default="staged", index=True)
+    artifact_uri: Mapped[str] = mapped_column(sa.Text)
+    metrics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    input_schema: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    feature_statistics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    training_data_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    exported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    revision: Mapped[int] = mapped_column(default=1)
+
+    model: Mapped[RegisteredModel] = relationship(back_populates="versions", lazy="raise_on_sql")
+
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class Rollout(Base):
+    """Which versions of a model serve: stable, canary (with its traffic weight), previous."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (sa.CheckConstraint("canary_weight >= 0 AND canary_weight <= 1",
+                                         name="canary_weight_range"),)
+
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    stable_version: Mapped[int | None]
+    canary_version: Mapped[int | None]
+    previous_version: Mapped[int | None]
+    canary_weight: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    revision: Mapped[int] = mapped_column(default=1)
+
+    model: Mapped[RegisteredModel] = relationship(back_populates="rollout", lazy="raise_on_sql")
+
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class ApiKey(Base):
+    """An API key: found by its public prefix, checked against an HMAC-SHA-256 digest."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (sa.CheckConstraint(f"role IN {ROLES}", name="api_key_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(128))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
