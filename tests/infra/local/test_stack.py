@@ -1,0 +1,129 @@
+"""The local stack end to end: `tfship demo`, predictions against the in-process model, errors,
+live pickup of a new version, `tfship down`. Budget: ~60 s (two server starts' TF imports).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+from infra.local.demo import EXAMPLES
+from model import pipeline
+from model.training import TrainingConfig
+from tests.conftest import free_port
+
+
+def tfship(env, *args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "tfship.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def stack(trained_models, tmp_path_factory):
+    """The demo's stack on free ports over a copy of the session's two trained versions."""
+    base = tmp_path_factory.mktemp("stack")
+    shutil.copytree(trained_models[0], base / "models")
+    env = dict(os.environ, TFSHIP_STATE_DIR=str(base / "state"),
+               TFSHIP_MODELS_DIR=str(base / "models"),
+               TFSHIP_MODEL_SERVER_PORT=str(free_port()),
+               TFSHIP_FILE_SYSTEM_POLL_SECONDS="1", TFSHIP_MODEL_CONFIG_POLL_SECONDS="1")
+    demo = tfship(env, "demo", "--no-wait")
+    url = f"http://127.0.0.1:{env['TFSHIP_MODEL_SERVER_PORT']}/v1/models/penguins"
+    yield {"env": env, "url": url, "base": base, "demo": demo}
+    tfship(env, "down", timeout=60)
+
+
+def in_process(version_dir, columns):
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    dtypes = {k: v.dtype for k, v in signature.structured_input_signature[1].items()}
+    return signature(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in columns.items()})
+
+
+def columns_of(rows):
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def test_demo_starts_the_stack_and_shows_predictions(stack):
+    assert stack["demo"].returncode == 0, stack["demo"].stderr
+    out = stack["demo"].stdout
+    assert "[demo] POST /v1/models/penguins/versions/1:predict" in out
+    assert "/labels/stable:predict" in out
+    assert "Adelie" in out and "Gentoo" in out
+    status = tfship(stack["env"], "status")
+    assert status.returncode == 0 and "model-server" in status.stdout and "running" in status.stdout
+
+
+@pytest.mark.parametrize("target, version", [("/versions/1", 1), ("/labels/stable", 2)])
+def test_row_format_equals_the_in_process_model(stack, trained_models, target, version):
+    answer = requests.post(f"{stack['url']}{target}:predict",
+                           data=json.dumps({"instances": EXAMPLES}), timeout=10)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    expected = in_process(trained_models[1][version - 1].path, columns_of(EXAMPLES))
+    assert np.allclose([p["probabilities"] for p in predictions],
+                       expected["probabilities"].numpy(), atol=1e-6)
+    assert [p["class_id"] for p in predictions] == expected["class_id"].numpy().tolist()
+    assert [p["class_name"] for p in predictions] == [
+        n.decode() for n in expected["class_name"].numpy()]
+
+
+def test_columnar_format_equals_the_in_process_model(stack, trained_models):
+    columns = columns_of(EXAMPLES)
+    answer = requests.post(f"{stack['url']}/versions/2:predict",
+                           data=json.dumps({"inputs": columns}), timeout=10)
+    assert answer.status_code == 200, answer.text
+    outputs = answer.json()["outputs"]
+    expected = in_process(trained_models[1][1].path, columns)
+    assert np.allclose(outputs["probabilities"], expected["probabilities"].numpy(), atol=1e-6)
+    assert outputs["class_id"] == expected["class_id"].numpy().tolist()
+
+
+@pytest.mark.parametrize("path, method, code, message", [
+    # TF Serving's status handler and its predict handler word "not found" differently.
+    ("/v1/models/nonexistent", "get", 404, "Could not find any versions of model nonexistent"),
+    ("/v1/models/nonexistent:predict", "post", 404,
+     "Servable not found for request: Latest(nonexistent)"),
+    ("/v1/models/penguins/versions/99:predict", "post", 404,
+     "Servable not found for request: Specific(penguins, 99)"),
+    ("/v1/models/penguins/labels/nonexistent:predict", "post", 400,
+     "Unrecognized servable version label: nonexistent"),
+])
+def test_unknown_model_version_and_label_get_json_errors(stack, path, method, code, message):
+    base = stack["url"].rsplit("/v1/", 1)[0]
+    body = {"data": json.dumps({"instances": EXAMPLES})} if method == "post" else {}
+    answer = getattr(requests, method)(f"{base}{path}", timeout=10, **body)
+    assert answer.status_code == code, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert message in answer.json()["error"]
+
+
+def test_a_version_exported_while_serving_is_served_without_restart(stack):
+    pipeline.run(stack["base"] / "models", config=TrainingConfig(seed=3, epochs=40),
+                 progress=lambda _: None, gate_config=pipeline.gate.GateConfig(
+                     min_accuracy=0.8, max_regression=0.1))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{stack['url']}/versions/3", timeout=5)
+        if answer.status_code == 200 and \
+                answer.json()["model_version_status"][0]["state"] == "AVAILABLE":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("version 3 was not served within 20 s")
+    answer = requests.post(f"{stack['url']}/versions/3:predict",
+                           data=json.dumps({"instances": EXAMPLES}), timeout=10)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == len(EXAMPLES)
+
+
+def test_down_stops_every_process(stack):
+    result = tfship(stack["env"], "down", timeout=60)
+    assert result.returncode == 0 and "model-server" in result.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack["url"], timeout=2)
+    assert tfship(stack["env"], "status").returncode == 1
