@@ -20,7 +20,7 @@ export KERAS_HOME ?= $(CURDIR)/.tfship/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 comma := ,
-.PHONY: uv setup train demo up down status test lint-imports lock clean
+.PHONY: uv setup train demo up down status test lock clean generate generate-check render
 
 setup: $(STAMP) $(INFRA_STAMP) $(SCAN_STAMP)
 
@@ -68,6 +68,20 @@ test: setup
 	$(TFSHIP) doctor --install
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@# The Pulumi programs run in their own virtualenv (no TensorFlow); the local stack's tests above.
+	$(INFRA_VENV)/bin/pytest tests/infra --ignore=tests/infra/local $(PYTEST_ARGS)
+
+# Regenerate monitoring/generated/ from the SLO file (`make generate-check` fails on drift).
+generate: setup
+	$(BIN)/python -m monitoring.generate
+
+generate-check: setup
+	$(BIN)/python -m monitoring.generate --check
+
+# Every Kubernetes object of a stack as YAML, for review and GitOps: make render STACK=dev
+STACK ?= dev
+render: setup
+	$(INFRA_VENV)/bin/python -m infra.render --stack $(STACK) --out build/render/$(STACK)
 
 clean: down
 	rm -rf $(VENV) $(INFRA_VENV) $(SCAN_VENV) .tfship models

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import pulumi
 
+from monitoring import slo
+
 IMAGE_PATTERN = re.compile(r"^[a-z0-9.\-/:_]+@sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 QUANTITY_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")
@@ -47,6 +49,7 @@ class EnvironmentConfig:
     loadtest_image: str
     redis_image: str
     curl_image: str
+    postgres_image: str
     api_min_replicas: int
     api_max_replicas: int
     api_target_cpu_utilization: int
@@ -87,6 +90,7 @@ class EnvironmentConfig:
     api_key_secret: Any = dataclasses.field(metadata={"secret": True})
     object_store_access_key_id: Any = dataclasses.field(metadata={"secret": True})
     object_store_secret_access_key: Any = dataclasses.field(metadata={"secret": True})
+    database_password: Any = dataclasses.field(metadata={"secret": True})
 
     @property
     def images(self) -> dict[str, str]:
@@ -103,8 +107,8 @@ class PlatformConfig:
     alertmanager_storage_size: str
     grafana_host: str
     acme_email: str
-    acme_server: str
     alert_receiver_secrets: Any = dataclasses.field(metadata={"secret": True})
+    grafana_admin_password: Any = dataclasses.field(metadata={"secret": True})
 
 
 def _errors_common(values: Mapping[str, Any]) -> list[str]:
@@ -140,6 +144,9 @@ def validate_environment(values: Mapping[str, Any], *, deploying: bool) -> list[
         elif deploying and image.endswith(PLACEHOLDER_DIGEST):
             errors.append(f"{key}: {image!r} carries the placeholder digest; set the real one "
                           f"with `pulumi config set {key} <name>@sha256:...`")
+    if values["sloProfile"] not in slo.profiles():
+        errors.append(f"sloProfile: {values['sloProfile']!r} is not a profile of monitoring/slo.yaml "
+                      f"({', '.join(slo.profiles())})")
     for low, high in (("apiMinReplicas", "apiMaxReplicas"),
                       ("modelServerMinReplicas", "modelServerMaxReplicas")):
         if not 1 <= values[low] <= values[high]:
@@ -173,8 +180,6 @@ def validate_platform(values: Mapping[str, Any]) -> list[str]:
     errors = _errors_common(values)
     if "@" not in values["acmeEmail"]:
         errors.append(f"acmeEmail: {values['acmeEmail']!r} is not an email address")
-    if not values["acmeServer"].startswith("https://"):
-        errors.append("acmeServer: must be an https:// ACME directory URL")
     return errors
 
 

@@ -54,7 +54,7 @@ def write_warmup_records(path, model_name, signature_name, rows):
 
 
 def export(module, model_dir, metadata, warmup_rows, gate_config, stable_version=None):
-    """Save, gate and publish the next version; return (version, its directory, gate result)."""
+    """Save, gate and publish the next version; return (version, its directory, the metadata written)."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
@@ -76,7 +76,7 @@ def export(module, model_dir, metadata, warmup_rows, gate_config, stable_version
             if final.exists():  # never overwrite a version, even an empty directory
                 raise FileExistsError(f"version directory {final} already exists")
             os.rename(staging, final)
-        return version, final, decision
+        return version, final, record
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

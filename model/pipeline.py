@@ -48,7 +48,7 @@ def run(models_dir, model_name=DEFAULT_MODEL_NAME, config=training.TrainingConfi
     progress(f"trained {config.epochs} epochs: validation accuracy {metrics['accuracy']:.4f}, "
              f"log loss {metrics['log_loss']:.4f}")
     metadata = build_metadata(model_name, config, metrics, stats, data_file)
-    version, path, _ = export.export(module, Path(models_dir) / model_name, metadata,
-                                     validation.rows(), gate_config, stable_version)
+    version, path, recorded = export.export(module, Path(models_dir) / model_name, metadata,
+                                            validation.rows(), gate_config, stable_version)
     progress(f"exported {model_name} version {version} to {path}")
-    return Result(version=version, path=path, metadata=metadata)
+    return Result(version=version, path=path, metadata=recorded)

@@ -44,6 +44,7 @@ PROMETHEUS = {
     "up": (GAUGE, ("job", "instance")),
     "scrape_duration_seconds": (GAUGE, ("job", "instance")),
     "ALERTS": (GAUGE, ("alertname", "alertstate")),
+    "ALERTS_FOR_STATE": (GAUGE, ("alertname",)),
 }
 
 

@@ -1,0 +1,33 @@
+"""The tfship API: a model registry and a prediction gateway in front of TF Serving.
+
+``create_app`` builds the Flask application; nothing is built at import time. This
+package never imports TensorFlow (the import-linter contract in pyproject.toml).
+"""
+from flask import Flask
+
+
+def create_app(test_config=None):
+    """Build the API: settings (defaults, TFSHIP_API_* environment, test_config), then extensions and routes."""
+    from service import auth, db, errors, gateway, health, json_bodies, logs, metrics, openapi, settings
+    from service.registry import models, rollouts, versions
+
+    app = Flask(__name__, static_folder=None)
+    settings.load(app.config, test_config)
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+
+    errors.register_error_handlers(app)
+    # Request hooks run in registration order: logs and metrics see every request, including
+    # those auth rejects; auth runs before the body checks, so a caller without a key learns
+    # nothing about the route.
+    logs.init_app(app)
+    metrics.init_app(app)
+    db.init_app(app)
+    auth.init_app(app)
+    json_bodies.init_app(app)
+    openapi.init_app(app)
+
+    app.register_blueprint(health.bp)
+    for blueprint in (models.bp, versions.bp, rollouts.bp, gateway.bp):
+        openapi.register_blueprint(app, blueprint)
+    return app

@@ -95,6 +95,24 @@ def init_app(app):
     app.extensions[SECRET_EXTENSION] = load_key_secret(app.config)
     app.extensions[CACHE_EXTENSION] = KeyCache(app.config["KEY_CACHE_TTL_S"],
                                                app.config["KEY_CACHE_STALE_S"])
+    app.before_request(_authenticate_route)
+
+
+def required_role_of(view, method):
+    """Return the role a view (function or MethodView) requires for method, or None if open."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        view = getattr(view_class, "get" if method == "HEAD" else method.lower(), None)
+    return getattr(view, "required_role", None)
+
+
+def _authenticate_route():
+    """Authenticate before any other request hook, so a caller without a key learns nothing else."""
+    if request.url_rule is None:
+        return
+    role = required_role_of(current_app.view_functions[request.endpoint], request.method)
+    if role is not None:
+        authenticate(role)
 
 
 class KeyCache:
@@ -186,7 +204,9 @@ def require_role(role):
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            authenticate(role)
+            caller = g.get("api_key")
+            if caller is None or not grants(caller.role, role):
+                authenticate(role)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         wrapper.required_role = role

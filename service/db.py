@@ -8,14 +8,15 @@ Alembic (``tfship db upgrade``): nothing here creates tables.
 import os
 
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from service.errors import ServiceUnavailable
+from service.errors import PreconditionFailed, ServiceUnavailable, render
 
 EXTENSION = "tfship_db"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Base(DeclarativeBase):
@@ -23,11 +24,24 @@ class Base(DeclarativeBase):
 
 
 def _enable_sqlite_pragmas(dbapi_connection, _record):
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_sqlite_transaction(connection):
+    """Take SQLite's write lock up front in requests that write.
+
+    A deferred transaction that read, then tries to write after another writer committed,
+    fails at once with "database is locked" (its snapshot is stale). BEGIN IMMEDIATE waits
+    for the lock instead, so the request then reads the latest row and its If-Match check
+    answers 412, as on PostgreSQL.
+    """
+    writes = has_request_context() and request.method in WRITE_METHODS
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def create_db_engine(url, *, timeout_s=5.0, pool_size=5):
@@ -38,6 +52,7 @@ def create_db_engine(url, *, timeout_s=5.0, pool_size=5):
             os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
         engine = sa.create_engine(parsed, connect_args={"timeout": timeout_s})
         event.listen(engine, "connect", _enable_sqlite_pragmas)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
         return engine
     return sa.create_engine(
         parsed, pool_pre_ping=True, pool_size=pool_size, pool_timeout=timeout_s,
@@ -53,6 +68,7 @@ def init_app(app):
     app.teardown_appcontext(_close_session)
     app.register_error_handler(sa.exc.OperationalError, _database_unavailable)
     app.register_error_handler(sa.exc.InterfaceError, _database_unavailable)
+    app.register_error_handler(sa.orm.exc.StaleDataError, _concurrent_update)
 
 
 def engine(app=None):
@@ -74,7 +90,12 @@ def _close_session(_exc):
 
 
 def _database_unavailable(exc):
-    from service.errors import render
     current_app.logger.warning("database unavailable: %s", type(exc).__name__)
-    return render(ServiceUnavailable("the registry database is unavailable; retry later",
-                                     code="database_unavailable", retry_after=2))
+    return render(ServiceUnavailable(
+        "the registry database is unavailable (or not migrated: run 'tfship db upgrade'); "
+        "retry later", code="database_unavailable", retry_after=2))
+
+
+def _concurrent_update(_exc):
+    return render(PreconditionFailed("the resource was changed by a concurrent request; read it "
+                                     "again and retry", field="If-Match"))

@@ -138,14 +138,18 @@ _CODES_BY_STATUS = {cls.status_code: cls.code for cls in (
     TooManyRequests, BadGateway, ServiceUnavailable, GatewayTimeout)}
 
 
+LOCATIONS = ("json", "query", "headers", "view_args", "path", "form", "cookies")
+
+
 def _first_message(messages, path=()):
     """Return (dotted field path, first message) from webargs/marshmallow nested messages."""
     if isinstance(messages, dict):
         for key, value in messages.items():
-            # webargs nests by location ("json", "query", ...); "_schema" is the whole body.
-            step = () if (not path and key in ("json", "query", "headers", "view_args", "path")) \
-                or key == "_schema" else (str(key),)
-            return _first_message(value, path + step)
+            # webargs nests by location ("json", "query", ...); "_schema" is the whole body;
+            # marshmallow's Dict fields nest entry errors under "key"/"value".
+            skip = (not path and key in LOCATIONS) or key == "_schema" or (
+                path and key in ("key", "value") and set(messages) <= {"key", "value"})
+            return _first_message(value, path + (() if skip else (str(key),)))
     if isinstance(messages, (list, tuple)) and messages:
         if all(isinstance(item, str) for item in messages):
             return ".".join(path) or None, messages[0]

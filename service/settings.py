@@ -7,6 +7,7 @@ Settings are layered: the defaults below, then environment variables named
 :class:`Setting`; ``python -m service.settings`` prints them all as a Markdown table.
 """
 import dataclasses
+import json
 import importlib
 import os
 
@@ -41,8 +42,14 @@ SETTINGS = (
             "database lookup (a revocation takes effect within this time)."),
     Setting("KEY_CACHE_STALE_S", 600.0, "Seconds a cached key stays usable while the database "
             "is unreachable, so predictions survive a database outage."),
+    Setting("MAX_CONTENT_LENGTH", 1_048_576, "Largest request body in bytes; a larger one gets "
+            "413 before it is read."),
     Setting("DEFAULT_PER_PAGE", 20, "Page size of list endpoints when per_page is not given."),
     Setting("MAX_PER_PAGE", 100, "Largest per_page a list endpoint accepts."),
+    Setting("WORKERS", 2, "gunicorn worker processes (tfship api; --workers overrides)."),
+    Setting("THREADS", 4, "Threads per gunicorn worker (gthread): concurrent requests per worker."),
+    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", "Proxies whose X-Forwarded-* headers gunicorn "
+            "trusts (comma-separated; '*' behind a trusted ingress only)."),
     Setting("SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/", "Where the "
             "browser loads Swagger UI's scripts for /api/v1/docs (the API never downloads it)."),
 )
@@ -72,6 +79,18 @@ def load(config, test_config=None):
         config["DATABASE_URL"] = f"sqlite:///{os.path.join(config['DATA_DIR'], 'registry.sqlite3')}"
     if not config["KEY_SECRET_FILE"]:
         config["KEY_SECRET_FILE"] = os.path.join(config["DATA_DIR"], "api-key-secret")
+
+
+def from_environment(name):
+    """Return one setting outside an app (e.g. gunicorn.conf.py): its environment value or default."""
+    default = next(setting.default for setting in all_settings() if setting.name == name)
+    raw = os.environ.get(f"{ENV_PREFIX}_{name}")
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 def markdown_table():

@@ -103,7 +103,7 @@ class ModelVersion(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revision: Mapped[int] = mapped_column(default=1)
 
-    model: Mapped[RegisteredModel] = relationship(back_populates="versions", lazy="raise_on_sql")
+    model: Mapped[RegisteredModel] = relationship(back_populates="versions")
 
     __mapper_args__ = {"version_id_col": revision}
 
@@ -124,7 +124,7 @@ class Rollout(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revision: Mapped[int] = mapped_column(default=1)
 
-    model: Mapped[RegisteredModel] = relationship(back_populates="rollout", lazy="raise_on_sql")
+    model: Mapped[RegisteredModel] = relationship(back_populates="rollout")
 
     __mapper_args__ = {"version_id_col": revision}
 

@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from infra.local import model_server, processes
+from infra.local import api, model_server, processes, prometheus
 from infra.local.settings import LocalSettings
 
 
@@ -13,8 +13,20 @@ def up(settings, out=print):
         out(f"[up] starting the model server on {settings.model_server_url} ...")
         model_server.start(settings)
     versions = model_server.available_versions(settings)
-    out(f"[up] model server: {settings.model_name} versions {versions} AVAILABLE "
-        f"(logs: {settings.logs_dir})")
+    out(f"[up] model server: {settings.model_name} versions {versions} AVAILABLE")
+    if "api" not in running:
+        out(f"[up] migrating the registry and starting the API on {settings.api_url} ...")
+        api.start(settings)
+    api.register_exports(settings, out)
+    out(f"[up] API ready: {settings.api_url}/api/v1/docs; admin key in "
+        f"{api.key_file(settings, 'admin')}, predictor key in {api.key_file(settings, 'predictor')}")
+    if prometheus.installed():
+        if "prometheus" not in running:
+            prometheus.start(settings)
+        out(f"[up] Prometheus with the generated rules: {settings.prometheus_url}")
+    else:
+        out("[up] Prometheus not installed (tfship doctor --install adds it); skipped")
+    out(f"[up] logs: {settings.logs_dir}")
 
 
 def down(settings, out=print):
@@ -49,7 +61,7 @@ def run(command, argv):
             down(settings)
         else:
             return status(settings)
-    except (processes.StartError, FileNotFoundError) as error:
+    except (processes.StartError, FileNotFoundError, api.registration.RegistrationError) as error:
         print(f"[{command}] {error}", file=sys.stderr)
         return 1
     return 0

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 
+from infra.local import api
 from infra.local import cli as stack
 from infra.local import processes
 from infra.local.settings import LocalSettings
@@ -44,24 +45,55 @@ def train_versions(settings, out):
         f"{settings.models_dir / settings.model_name}")
 
 
-def predict(settings, target):
-    body = json.dumps({"instances": EXAMPLES}).encode()  # json writes NaN as TF Serving's token
-    request = urllib.request.Request(
-        f"{settings.model_server_url}/v1/models/{settings.model_name}{target}:predict",
-        data=body, headers={"Content-Type": "application/json"})
+def call(url, key=None, body=None):
+    """One JSON call; json writes NaN as TF Serving's token. Returns (status, headers, body)."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["predictions"]
+        return response.status, response.headers, json.loads(response.read())
 
 
-def show_predictions(settings, out):
+def show_predictions(out, predictions):
+    for example, prediction in zip(EXAMPLES, predictions):
+        probabilities = ", ".join(f"{p:.3f}" for p in prediction["probabilities"])
+        out(f"         {example['island']:9} {example['sex'] or '(missing)':9} -> "
+            f"{prediction['class_name']:9} [{probabilities}]")
+
+
+def show_model_server(settings, out):
+    """Predictions straight from the model server: pinned versions and the `stable` label."""
     targets = [f"/versions/{v}" for v in exported_versions(settings)[-VERSIONS_WANTED:]]
     targets.append("/labels/stable")
     for target in targets:
-        out(f"[demo] POST /v1/models/{settings.model_name}{target}:predict")
-        for example, prediction in zip(EXAMPLES, predict(settings, target)):
-            probabilities = ", ".join(f"{p:.3f}" for p in prediction["probabilities"])
-            out(f"         {example['island']:9} {example['sex'] or '(missing)':9} -> "
-                f"{prediction['class_name']:9} [{probabilities}]")
+        path = f"/v1/models/{settings.model_name}{target}:predict"
+        out(f"[demo] model server: POST {path}")
+        _, _, body = call(settings.model_server_url + path, body={"instances": EXAMPLES})
+        show_predictions(out, body["predictions"])
+
+
+def show_api(settings, out):
+    """Registry reads with the admin key, then predictions through the gateway."""
+    admin = api.key_file(settings, "admin").read_text().strip()
+    predictor = api.key_file(settings, "predictor").read_text().strip()
+    base = f"{settings.api_url}/api/v1/models"
+    _, _, page = call(f"{base}?per_page=5", admin)
+    out(f"[demo] registry: GET /api/v1/models -> {page['total']} model(s): "
+        + ", ".join(m["name"] for m in page["items"]))
+    _, _, versions = call(f"{base}/{settings.model_name}/versions", admin)
+    for item in versions["items"]:
+        out(f"         version {item['version']}: {item['status']:8} accuracy "
+            f"{item['metrics'].get('accuracy', float('nan')):.4f}  {item['artifact_uri']}")
+    _, _, rollout = call(f"{base}/{settings.model_name}/rollout", admin)
+    out(f"[demo] registry: rollout state stable={rollout['stable']} canary={rollout['canary']} "
+        f"weight={rollout['canary_weight']}")
+    path = f"/api/v1/models/{settings.model_name}:predict"
+    _, headers, body = call(settings.api_url + path, predictor, {"instances": EXAMPLES})
+    out(f"[demo] gateway: POST {path} -> served by version {headers.get('X-Model-Version')} "
+        f"({headers.get('X-Model-Label')})")
+    show_predictions(out, body["predictions"])
 
 
 def run(command, argv):
@@ -73,7 +105,8 @@ def run(command, argv):
     out = lambda line: print(line, flush=True)  # noqa: E731
     train_versions(settings, out)
     stack.up(settings, out)
-    show_predictions(settings, out)
+    show_model_server(settings, out)
+    show_api(settings, out)
     if args.no_wait:
         out("[demo] done; the stack keeps running: `make down` stops it")
         return 0

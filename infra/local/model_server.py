@@ -29,9 +29,14 @@ def initial_model_config(settings):
     )
 
 
+MONITORING_CONFIG = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
+
+
 def flags(settings):
     """The flags, identical for TF Serving's binary and the local server."""
     return [
+        f"--monitoring_config_file={settings.state_dir / 'monitoring.config'}",
+        "--enable_model_warmup=true",
         f"--rest_api_port={settings.model_server_port}",
         f"--port={settings.model_server_grpc_port}",
         f"--model_config_file={settings.model_config_file}",
@@ -60,6 +65,7 @@ def start(settings, timeout=120.0):
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if not settings.model_config_file.exists():
         settings.model_config_file.write_text(initial_model_config(settings))
+    (settings.state_dir / "monitoring.config").write_text(MONITORING_CONFIG)
     process = processes.start(settings, "model-server", command(settings),
                               settings.model_server_url)
     processes.wait_until(process, lambda: available_versions(settings), timeout)

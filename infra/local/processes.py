@@ -100,13 +100,13 @@ def stop(settings, name=None, timeout=10.0):
     """Stop recorded processes (all, or one by name): SIGTERM their group, then SIGKILL."""
     remaining = []
     stopped = []
-    for process in recorded(settings):
+    for process in reversed(recorded(settings)):  # dependents first
         if name is not None and process.name != name:
             remaining.append(process)
             continue
         _terminate(process.pid, timeout)
         stopped.append(process)
-    _record(settings, remaining)
+    _record(settings, remaining[::-1])
     return stopped
 
 

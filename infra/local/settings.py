@@ -58,3 +58,11 @@ class LocalSettings:
     @property
     def model_server_url(self):
         return f"http://127.0.0.1:{self.model_server_port}"
+
+    @property
+    def api_url(self):
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def prometheus_url(self):
+        return f"http://127.0.0.1:{self.prometheus_port}"

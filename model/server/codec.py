@@ -244,7 +244,7 @@ def _decode_rows(instances, specs):
     """Return the tensors of a row-format `instances` list, batched on dimension 0."""
     first = instances[0]
     objects = isinstance(first, dict) and not _is_b64(first)
-    if not isinstance(first, dict) and len(specs) > 1:
+    if not objects and len(specs) > 1:
         raise InvalidArgument("instances is a plain list, but expecting list of objects as "
                               "multiple input tensors required as per tensorinfo_map")
     names = sorted(specs)

@@ -64,6 +64,13 @@ class Internal(ServingError):
     code = "INTERNAL"
 
 
+def with_code(code, message):
+    """Return a ServingError carrying TF Serving error code name `code`."""
+    error = ServingError(message)
+    error.code = code if code in HTTP_STATUS else "UNKNOWN"
+    return error
+
+
 def servable_not_found(request):
     """Return the manager's answer for a request no loaded version satisfies."""
     return NotFound(f"Servable not found for request: {request}")

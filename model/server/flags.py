@@ -75,7 +75,8 @@ def _convert(name, text):
         if kind is float:
             return float(text)
     except ValueError:
-        raise FlagError(f"Illegal value '{text}' specified for {kind.__name__} flag '{name}'") from None
+        raise FlagError(f"Illegal value '{text}' specified for {kind.__name__} flag "
+                        f"'{name}'") from None
     return text
 
 

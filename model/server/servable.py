@@ -1,11 +1,13 @@
 """One loaded model version: its SavedModel, its signatures' specs, and how to run them."""
+import functools
 import logging
 import os
+import time
 
 import numpy as np
 
 from model.server import codec
-from model.server.errors import InvalidArgument
+from model.server.errors import HTTP_STATUS, InvalidArgument, with_code
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class Servable:
 
         self.name = name
         self.version = version
+        self.runtime_observer = None  # (model name, API, microseconds) -> None
+        self.closers = []  # run at unload, e.g. stopping this version's batcher
+        self.batcher = None  # set when --enable_batching: predict calls go through it
         self.path = path
         self.meta_graph = read_meta_graph(path, tags)
         self.signature_defs = dict(self.meta_graph.signature_def)
@@ -75,18 +80,42 @@ class Servable:
         if function is None:
             raise InvalidArgument(f'Serving signature name: "{signature_key}" has no '
                                   "callable function in this SavedModel")
+        expected = set(self.input_specs[signature_key])
+        if set(inputs) != expected:
+            sent = ",".join(sorted(inputs))
+            wanted = ",".join(sorted(expected))
+            raise InvalidArgument(
+                f"input size does not match signature: {len(inputs)}!={len(expected)} "
+                f"len({{{sent}}}) != len({{{wanted}}}). Sent extra: "
+                f"{{{','.join(sorted(set(inputs) - expected))}}}. Missing but required: "
+                f"{{{','.join(sorted(expected - set(inputs)))}}}.")
         tensors = {name: tf.constant(array, dtype=_tf_dtype(self, signature_key, name))
                    for name, array in inputs.items()}
+        started = time.perf_counter()
         try:
             outputs = function(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise InvalidArgument(_first_line(error)) from None
+        except tf.errors.OpError as error:  # keep TensorFlow's own code (e.g. 8, exhausted)
+            raise with_code(_code_names().get(error.error_code, "UNKNOWN"),
+                            _first_line(error)) from None
+        if self.runtime_observer:
+            self.runtime_observer(self.name, "Predict", (time.perf_counter() - started) * 1e6)
         return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
 
+    def predict(self, signature_key, inputs):
+        """Run a client's call: through this version's batcher when batching is on."""
+        if self.batcher is not None:
+            return self.batcher.run(signature_key, inputs)
+        return self.run(signature_key, inputs)
+
     def unload(self):
-        """Drop every reference to the TensorFlow objects so their memory can be freed."""
-        self._functions.clear()
-        self._loaded = None
+        """Stop this version's batcher; the TensorFlow objects are freed with the last
+        reference, so a call that resolved this version just before the unload completes
+        (as a TF Serving handle keeps its servable alive)."""
+        for close in self.closers:
+            close()
+        self.closers.clear()
 
 
 def _tf_dtype(servable, signature_key, name):
@@ -95,6 +124,14 @@ def _tf_dtype(servable, signature_key, name):
 
     return tf.dtypes.as_dtype(types_pb2.DataType.Value(
         servable.input_specs[signature_key][name].dtype))
+
+
+@functools.cache
+def _code_names():
+    """Return TensorFlow's numeric error codes -> TF Serving's code names."""
+    import tensorflow as tf
+
+    return {getattr(tf.errors, name): name for name in HTTP_STATUS if hasattr(tf.errors, name)}
 
 
 def _first_line(error):

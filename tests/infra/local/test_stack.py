@@ -31,11 +31,14 @@ def stack(trained_models, tmp_path_factory):
     shutil.copytree(trained_models[0], base / "models")
     env = dict(os.environ, TFSHIP_STATE_DIR=str(base / "state"),
                TFSHIP_MODELS_DIR=str(base / "models"),
-               TFSHIP_MODEL_SERVER_PORT=str(free_port()),
+               TFSHIP_MODEL_SERVER_PORT=str(free_port()), TFSHIP_API_PORT=str(free_port()),
+               TFSHIP_PROMETHEUS_PORT=str(free_port()),
                TFSHIP_FILE_SYSTEM_POLL_SECONDS="1", TFSHIP_MODEL_CONFIG_POLL_SECONDS="1")
     demo = tfship(env, "demo", "--no-wait")
     url = f"http://127.0.0.1:{env['TFSHIP_MODEL_SERVER_PORT']}/v1/models/penguins"
-    yield {"env": env, "url": url, "base": base, "demo": demo}
+    api = f"http://127.0.0.1:{env['TFSHIP_API_PORT']}"
+    yield {"env": env, "url": url, "base": base, "demo": demo, "api": api,
+           "state": base / "state"}
     tfship(env, "down", timeout=60)
 
 
@@ -52,11 +55,41 @@ def columns_of(rows):
 def test_demo_starts_the_stack_and_shows_predictions(stack):
     assert stack["demo"].returncode == 0, stack["demo"].stderr
     out = stack["demo"].stdout
-    assert "[demo] POST /v1/models/penguins/versions/1:predict" in out
+    assert "[demo] model server: POST /v1/models/penguins/versions/1:predict" in out
     assert "/labels/stable:predict" in out
     assert "Adelie" in out and "Gentoo" in out
+    assert "[up] registered penguins version 2" in out
+    assert "[demo] gateway: POST /api/v1/models/penguins:predict -> served by version 2 (stable)" \
+        in out
     status = tfship(stack["env"], "status")
-    assert status.returncode == 0 and "model-server" in status.stdout and "running" in status.stdout
+    assert status.returncode == 0, status.stdout
+    for name in ("model-server", "api"):
+        assert name in status.stdout
+    assert "DEAD" not in status.stdout
+
+
+def test_bootstrap_keys_are_private_files_that_work(stack):
+    for role in ("admin", "predictor"):
+        path = stack["state"] / f"{role}.key"
+        assert path.stat().st_mode & 0o777 == 0o600
+    admin = (stack["state"] / "admin.key").read_text().strip()
+    rollout = requests.get(f"{stack['api']}/api/v1/models/penguins/rollout",
+                           headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    assert rollout.status_code == 200 and rollout.json()["stable"] == 2
+    assert requests.get(f"{stack['api']}/api/v1/models/penguins/rollout",
+                        timeout=10).status_code == 401
+
+
+def test_gateway_predictions_equal_the_model_servers(stack):
+    predictor = (stack["state"] / "predictor.key").read_text().strip()
+    body = json.dumps({"instances": EXAMPLES})
+    via_api = requests.post(f"{stack['api']}/api/v1/models/penguins:predict", data=body,
+                            headers={"Authorization": f"Bearer {predictor}",
+                                     "Content-Type": "application/json"}, timeout=10)
+    assert via_api.status_code == 200, via_api.text
+    assert via_api.headers["X-Model-Version"] == "2"
+    direct = requests.post(f"{stack['url']}/versions/2:predict", data=body, timeout=10)
+    assert via_api.json() == direct.json()
 
 
 @pytest.mark.parametrize("target, version", [("/versions/1", 1), ("/labels/stable", 2)])

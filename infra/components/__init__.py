@@ -1,0 +1,1 @@
+"""One ComponentResource per file: what an environment or the platform is made of."""

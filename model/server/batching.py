@@ -1,0 +1,238 @@
+"""Dynamic batching of concurrent predict calls, as --enable_batching does in TF Serving.
+
+Calls to the same version and signature (with the same per-row shapes) queue together; a
+batch closes when it reaches max_batch_size or its first call has waited
+batch_timeout_micros, and num_batch_threads workers run closed batches, at most
+max_enqueued_batches waiting per queue. A full queue answers UNAVAILABLE at once, so a
+burst never hangs. Each caller gets back exactly its own rows.
+"""
+import collections
+import dataclasses
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+
+from model.server import protos
+from model.server.errors import DeadlineExceeded, InvalidArgument, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingOptions:
+    """BatchingParameters with TF Serving's defaults for the fields a file leaves out."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 10
+    num_batch_threads: int = os.cpu_count() or 1
+    thread_pool_name: str = "batch_threads"
+    allowed_batch_sizes: tuple = ()
+    pad_variable_length_inputs: bool = False
+
+    @classmethod
+    def from_message(cls, message):
+        """Return the options a BatchingParameters message sets, refusing invalid ones."""
+        values = {}
+        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                     "num_batch_threads", "thread_pool_name"):
+            if message.HasField(name):
+                values[name] = getattr(message, name).value
+        values["allowed_batch_sizes"] = tuple(message.allowed_batch_sizes)
+        values["pad_variable_length_inputs"] = message.pad_variable_length_inputs
+        options = cls(**values)
+        options.validate()
+        return options
+
+    @classmethod
+    def read(cls, path):
+        message = protos.read_batching_parameters(path) if path else \
+            protos.new_batching_parameters()
+        return cls.from_message(message)
+
+    def validate(self):
+        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"{name} must be positive; was {getattr(self, name)}")
+        if self.batch_timeout_micros < 0:
+            raise InvalidArgument("batch_timeout_micros must be non-negative")
+        sizes = self.allowed_batch_sizes
+        if sizes:
+            if list(sizes) != sorted(set(sizes)) or sizes[0] <= 0:
+                raise InvalidArgument("allowed_batch_sizes entries must be positive and "
+                                      "monotonically increasing")
+            if sizes[-1] != self.max_batch_size:
+                raise InvalidArgument("Last entry in allowed_batch_sizes must match "
+                                      "max_batch_size; last entry was "
+                                      f"{sizes[-1]}; expected {self.max_batch_size}")
+
+
+class _Task:
+    """One caller's rows, waiting for its slice of a batch's outputs."""
+
+    def __init__(self, inputs, size):
+        self.inputs, self.size = inputs, size
+        self.enqueued = time.monotonic()
+        self.done = threading.Event()
+        self.outputs = None
+        self.error = None
+
+
+class _Batch:
+    def __init__(self, deadline, signature_key):
+        self.signature_key = signature_key
+        self.tasks = []
+        self.size = 0
+        self.deadline = deadline
+
+
+def task_size(inputs):
+    """Return the rows of a call, refusing inputs a batching session cannot split."""
+    sizes = set()
+    for name, array in inputs.items():
+        if array.ndim == 0:
+            raise InvalidArgument("Batching session Run() input tensors must have at least "
+                                  f"one dimension; input '{name}' is a scalar")
+        sizes.add(array.shape[0])
+    if len(sizes) != 1:
+        raise InvalidArgument("Batching session Run() input tensors must have equal "
+                              "0th-dimension size")
+    return sizes.pop()
+
+
+class Batcher:
+    """The batch scheduler of one servable: queues per signature and a pool of workers."""
+
+    def __init__(self, servable, options, metrics=None, timeout_seconds=30.0):
+        self._servable = servable
+        self._options = options
+        self._metrics = metrics
+        self._timeout = timeout_seconds
+        self._cond = threading.Condition()
+        self._queues = collections.OrderedDict()  # key -> deque of _Batch
+        self._closed = False
+        self._workers = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"{options.thread_pool_name}-{i}")
+                         for i in range(options.num_batch_threads)]
+        for worker in self._workers:
+            worker.start()
+
+    def run(self, signature_key, inputs):
+        """Return this call's outputs after it ran as part of a batch."""
+        size = task_size(inputs)
+        if size > self._options.max_batch_size:
+            raise InvalidArgument(f"Task size {size} is larger than maximum input batch size "
+                                  f"{self._options.max_batch_size}")
+        key = (signature_key,) + tuple(sorted(
+            (name, array.dtype.str, array.shape[1:]) for name, array in inputs.items()))
+        task = _Task(inputs, size)
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                self._enqueue(key, task)
+                self._cond.notify()
+        if closed:  # a call that resolved this version just before its unload
+            return self._servable.run(signature_key, inputs)
+        if not task.done.wait(self._timeout):
+            raise DeadlineExceeded("Timed out waiting for the batch to run")
+        if self._metrics:
+            self._metrics.record_wrapped_run()
+        if task.error is not None:
+            raise task.error
+        return task.outputs
+
+    def _enqueue(self, key, task):
+        batches = self._queues.setdefault(key, collections.deque())
+        last = batches[-1] if batches else None
+        if last is None or last.size + task.size > self._options.max_batch_size:
+            if len(batches) >= self._options.max_enqueued_batches:
+                raise Unavailable("The batch scheduling queue to which this task was "
+                                  "submitted is full")
+            last = _Batch(time.monotonic() + self._options.batch_timeout_micros / 1e6, key[0])
+            batches.append(last)
+        last.tasks.append(task)
+        last.size += task.size
+
+    def _ready_batch(self):
+        """Pop and return the first batch that may run now, else (None, seconds to wait)."""
+        now = time.monotonic()
+        wait = None
+        for key, batches in list(self._queues.items()):
+            if not batches:
+                del self._queues[key]
+                continue
+            first = batches[0]
+            full = first.size >= self._options.max_batch_size or len(batches) > 1
+            if full or now >= first.deadline:
+                batches.popleft()
+                self._queues.move_to_end(key)  # round-robin across queues
+                return first, None
+            remaining = first.deadline - now
+            wait = remaining if wait is None else min(wait, remaining)
+        return None, wait
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed and not self._queues:
+                        return
+                    batch, wait = self._ready_batch()
+                    if batch is not None:
+                        break
+                    self._cond.wait(wait)
+            self._process(batch)
+
+    def _process(self, batch):
+        started = time.monotonic()
+        if self._metrics:
+            for task in batch.tasks:
+                self._metrics.record_queuing(self._options.thread_pool_name,
+                                             (started - task.enqueued) * 1e6)
+        try:
+            outputs = self._run_batch(batch)
+            offset = 0
+            for task in batch.tasks:
+                task.outputs = {name: array[offset:offset + task.size]
+                                for name, array in outputs.items()}
+                offset += task.size
+        except Exception as error:  # every caller of the batch gets the error
+            for task in batch.tasks:
+                task.error = error
+        for task in batch.tasks:
+            task.done.set()
+
+    def _run_batch(self, batch):
+        key_task = batch.tasks[0]
+        names = list(key_task.inputs)
+        merged = {name: np.concatenate([task.inputs[name] for task in batch.tasks])
+                  for name in names}
+        padded = self._padded_size(batch.size)
+        if padded > batch.size:
+            merged = {name: np.concatenate([array, np.repeat(array[:1], padded - batch.size,
+                                                             axis=0)])
+                      for name, array in merged.items()}
+        outputs = self._servable.run(batch.signature_key, merged)
+        for name, array in outputs.items():
+            if array.ndim == 0 or array.shape[0] != padded:
+                raise InvalidArgument(f"Batched output tensor '{name}' has 0th dimension "
+                                      f"{array.shape[0] if array.ndim else 'none'}; "
+                                      f"expected {padded}")
+        return {name: array[:batch.size] for name, array in outputs.items()}
+
+    def _padded_size(self, size):
+        for allowed in self._options.allowed_batch_sizes:
+            if allowed >= size:
+                return allowed
+        return size
+
+    def close(self):
+        """Finish the queued batches, then stop the workers."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for worker in self._workers:
+            worker.join(timeout=self._timeout)

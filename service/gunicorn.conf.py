@@ -1,0 +1,62 @@
+"""gunicorn settings for the API (``tfship api`` passes this file; bind comes from its flags).
+
+- Threaded workers (gthread): the gateway waits on the model server, so a worker serves
+  several requests at once and a slow client does not hold a whole process.
+- Preload: the master builds the app once (the API has no TensorFlow, so nothing breaks
+  across fork) and workers start at once. create_app opens no connection; the gateway's
+  model-server client is built on first use, in the worker; ``post_fork`` drops any
+  database connection the master might have pooled (SQLAlchemy's advice for forking).
+- prometheus-client multiprocess mode: every process writes its samples to files in
+  PROMETHEUS_MULTIPROC_DIR, which must be set before prometheus_client is imported (it is
+  set here, in the master, before any worker starts) and emptied at start; a dead
+  worker's live gauges are dropped in ``child_exit``.
+- gunicorn 27 opens a control socket under ~/.gunicorn by default: disabled.
+"""
+import os
+import shutil
+import tempfile
+
+# First, before anything imports prometheus_client (service.settings reads the metrics
+# module's settings): the multiprocess mode is fixed when prometheus_client is imported.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tfship-metrics-")
+
+from service.settings import from_environment  # noqa: E402
+
+workers = int(from_environment("WORKERS"))
+worker_class = "gthread"
+threads = int(from_environment("THREADS"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+preload_app = True
+control_socket_disable = True
+accesslog = None  # the app writes ECS access logs itself
+errorlog = "-"
+loglevel = str(from_environment("LOG_LEVEL")).lower()
+forwarded_allow_ips = str(from_environment("FORWARDED_ALLOW_IPS"))
+
+
+def on_starting(server):
+    """Start from an empty metrics folder: files of an earlier run would be summed in."""
+    from service import metrics
+    metrics.clear_multiprocess_dir()
+
+
+def on_exit(server):
+    """Remove the metrics folder this config created (one given by the environment is kept)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def post_fork(server, worker):
+    """Give the worker its own database connections: never reuse the master's pooled ones."""
+    from service import db
+    db.engine(server.app.wsgi()).dispose(close=False)
+
+
+def child_exit(server, worker):
+    """Drop the live gauges of a worker that exited."""
+    from service import metrics
+    metrics.child_exit(server, worker)

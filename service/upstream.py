@@ -1,0 +1,438 @@
+"""Call the model server over TF Serving's REST API: pooled, timed, retried only where safe, guarded.
+
+One :class:`ModelServerClient` per app (per worker process) holds:
+
+- a keep-alive connection pool whose connections are dropped once older than
+  ``max_connection_age`` seconds, so replicas added behind a Service start receiving traffic;
+- connect and read timeouts;
+- retries only where they are safe: status and metadata GETs on connection errors, timeouts
+  and 502/503/504; predict only when the connection failed before the request was sent
+  (refused or not established). Every retry must fit a :class:`RetryBudget`;
+- a :class:`CircuitBreaker` (closed, open, half-open);
+- a cap on concurrent upstream calls: past it, callers get a fast 503.
+
+Failures become :mod:`service.errors` classes, never a 500: 502 for a bad answer, 503 when the
+server is unreachable, the breaker is open or the cap is reached, 504 on a read timeout, each
+with Retry-After. The model server's own 4xx answers pass through with their message.
+
+pybreaker was considered and not used: its ``CircuitBreaker.call`` holds one lock for the whole
+guarded call, which would serialise every upstream call of a threaded worker.
+"""
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from service.errors import ApiError, BadGateway, GatewayTimeout, ServiceUnavailable
+from service.settings import Setting
+
+OK, CLIENT_ERROR, SERVER_ERROR = "ok", "client_error", "server_error"
+TIMEOUT, UNAVAILABLE, CIRCUIT_OPEN, REJECTED = "timeout", "unavailable", "circuit_open", "rejected"
+OUTCOMES = (OK, CLIENT_ERROR, SERVER_ERROR, TIMEOUT, UNAVAILABLE, CIRCUIT_OPEN, REJECTED)
+
+SETTINGS = (
+    Setting("MODEL_SERVER_URL", "http://127.0.0.1:8501", "Base URL of the model server's REST "
+            "API (TF Serving, or a Service in front of its replicas)."),
+    Setting("MODEL_SERVER_CONNECT_TIMEOUT_S", 0.5, "Seconds to establish a connection to the "
+            "model server."),
+    Setting("MODEL_SERVER_READ_TIMEOUT_S", 5.0, "Seconds to wait for the model server's answer; "
+            "past it the caller gets 504."),
+    Setting("MODEL_SERVER_MAX_CONNECTION_AGE_S", 30.0, "Seconds a pooled keep-alive connection "
+            "is reused; older ones are reopened, so new model-server replicas get traffic."),
+    Setting("MODEL_SERVER_MAX_CONCURRENCY", 32, "Model-server calls in flight per worker "
+            "process; past it callers get a fast 503."),
+    Setting("MODEL_SERVER_MAX_ATTEMPTS", 2, "Attempts per call where a retry is safe (status and "
+            "metadata reads; predict only when the connection failed before sending)."),
+    Setting("MODEL_SERVER_RETRY_RATIO", 0.1, "Retry budget: retries allowed as a share of the "
+            "requests of the last 10 s (plus 3), so retries never multiply an overload."),
+    Setting("MODEL_SERVER_BREAKER_FAILURES", 5, "Consecutive model-server failures (connection, "
+            "timeout, 5xx) that open the circuit breaker."),
+    Setting("MODEL_SERVER_BREAKER_RESET_S", 5.0, "Seconds the open breaker fails calls fast "
+            "before letting a trial call through."),
+)
+
+
+class UpstreamTimeout(GatewayTimeout):
+    """The model server accepted the request but did not answer within the read timeout."""
+
+    outcome = TIMEOUT
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """The model server could not be reached, or dropped the connection."""
+
+    outcome = UNAVAILABLE
+
+
+class CircuitOpen(ServiceUnavailable):
+    """The circuit breaker is open: calls fail fast until it lets a trial call through."""
+
+    outcome = CIRCUIT_OPEN
+
+
+class UpstreamOverloaded(ServiceUnavailable):
+    """Too many upstream calls are already in flight in this process."""
+
+    outcome = REJECTED
+
+
+class UpstreamBadResponse(BadGateway):
+    """The model server answered with a 5xx or with a body that is not TF Serving's JSON."""
+
+    outcome = SERVER_ERROR
+
+
+class UpstreamServerUnavailable(ServiceUnavailable):
+    """The model server itself answered 503."""
+
+    outcome = SERVER_ERROR
+
+
+class UpstreamClientError(ApiError):
+    """The model server refused the request with a 4xx: passed through with its message."""
+
+    outcome = CLIENT_ERROR
+
+    def __init__(self, status_code, message):
+        super().__init__(f"model server: {message}", code="model_server_rejected",
+                         details={"model_server_status": status_code})
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """A successful model-server answer: its status, raw body and parsed JSON."""
+
+    status_code: int
+    body: bytes
+    data: object
+
+
+class CircuitBreaker:
+    """Open after ``failure_threshold`` consecutive failures; after ``reset_timeout`` s half-open.
+
+    Half-open lets ``half_open_max_calls`` trial calls through at once: a success closes the
+    breaker, a failure opens it again. Thread-safe; the lock is never held during a call.
+    """
+
+    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+    def __init__(self, failure_threshold=5, reset_timeout=5.0, half_open_max_calls=1,
+                 clock=time.monotonic):
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self.half_open_max_calls = half_open_max_calls
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = self.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trials = 0
+
+    @property
+    def state(self):
+        """Return closed, open or half_open (open turns half-open once the timeout elapsed)."""
+        with self._lock:
+            return self._current_state()
+
+    def _current_state(self):
+        if self._state == self.OPEN and self._clock() - self._opened_at >= self.reset_timeout:
+            self._state, self._trials = self.HALF_OPEN, 0
+        return self._state
+
+    def retry_after(self):
+        """Return the whole seconds until the breaker lets a trial call through (at least 1)."""
+        with self._lock:
+            remaining = self.reset_timeout - (self._clock() - self._opened_at)
+        return max(1, math.ceil(remaining))
+
+    def allow(self):
+        """Return whether a call may go out now; in half-open, reserve one of the trial slots."""
+        with self._lock:
+            state = self._current_state()
+            if state == self.CLOSED:
+                return True
+            if state == self.HALF_OPEN and self._trials < self.half_open_max_calls:
+                self._trials += 1
+                return True
+            return False
+
+    def record_success(self):
+        """Count a call that reached a healthy server: close the breaker."""
+        with self._lock:
+            self._state, self._failures, self._trials = self.CLOSED, 0, 0
+
+    def record_failure(self):
+        """Count a failed call: open the breaker at the threshold, or at once when half-open."""
+        with self._lock:
+            self._failures += 1
+            if self._state == self.HALF_OPEN or self._failures >= self.failure_threshold:
+                self._state, self._opened_at, self._trials = self.OPEN, self._clock(), 0
+
+
+class RetryBudget:
+    """Allow retries up to ``ratio`` of the requests of the last ``window`` seconds.
+
+    ``min_retries`` more are always allowed per window, so a quiet process can still retry.
+    A retry storm against a failing server is bounded to ``ratio`` extra load.
+    """
+
+    def __init__(self, ratio=0.1, window=10.0, min_retries=3, clock=time.monotonic):
+        self.ratio, self.window, self.min_retries = ratio, window, min_retries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets = {}  # whole second -> [requests, retries]
+
+    def _bucket(self):
+        now = int(self._clock())
+        horizon = now - self.window
+        for second in [s for s in self._buckets if s <= horizon]:
+            del self._buckets[second]
+        return self._buckets.setdefault(now, [0, 0])
+
+    def record_request(self):
+        """Count one original (not retried) request."""
+        with self._lock:
+            self._bucket()[0] += 1
+
+    def retries(self):
+        """Return the retries spent in the current window."""
+        with self._lock:
+            self._bucket()
+            return sum(counts[1] for counts in self._buckets.values())
+
+    def try_spend(self):
+        """Return whether one retry fits the budget, and count it if it does."""
+        with self._lock:
+            bucket = self._bucket()
+            requests_, retries = (sum(counts[i] for counts in self._buckets.values()) for i in (0, 1))
+            if retries >= self.min_retries + self.ratio * requests_:
+                return False
+            bucket[1] += 1
+            return True
+
+
+class _MaxAgeMixin:
+    """A connection that reports itself dropped once older than ``max_age`` seconds.
+
+    urllib3's pool closes and reopens a connection it finds dropped before reusing it, so the
+    pool keeps keep-alive connections but never past their age.
+    """
+
+    max_age = 30.0
+    _connected_at = None
+
+    def connect(self):
+        super().connect()
+        self._connected_at = time.monotonic()
+
+    @property
+    def is_connected(self):
+        if self._connected_at is not None and time.monotonic() - self._connected_at > self.max_age:
+            return False
+        return super().is_connected
+
+
+class MaxAgeAdapter(HTTPAdapter):
+    """A requests adapter whose pooled connections live at most ``max_age`` seconds."""
+
+    def __init__(self, max_age, **kwargs):
+        age = {"max_age": max_age}
+        http_conn = type("MaxAgeHTTPConnection", (_MaxAgeMixin, HTTPConnection), age)
+        https_conn = type("MaxAgeHTTPSConnection", (_MaxAgeMixin, HTTPSConnection), age)
+        self._pool_classes = {
+            "http": type("MaxAgeHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("MaxAgeHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+
+def _failed_before_sending(exc):
+    """Return whether a requests ConnectionError happened while connecting (nothing was sent)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
+def _error_message(response):
+    """Return TF Serving's {"error": ...} message, or the start of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
+    return response.text[:200] or response.reason or f"HTTP {response.status_code}"
+
+
+class ModelServerClient:
+    """A TF Serving REST client for one model server (or one Service in front of replicas)."""
+
+    def __init__(self, base_url, *, connect_timeout=0.5, read_timeout=5.0, max_connection_age=30.0,
+                 max_concurrency=32, max_attempts=2, retry_backoff=0.05, retry_budget=None,
+                 breaker=None, on_outcome=None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.retry_budget = retry_budget or RetryBudget()
+        self.breaker = breaker or CircuitBreaker()
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._on_outcome = on_outcome
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies or .netrc on the link to the model server
+        adapter = MaxAgeAdapter(max_connection_age, pool_connections=4, pool_maxsize=max_concurrency)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self):
+        """Close every pooled connection."""
+        self.session.close()
+
+    def predict(self, model, body, *, label=None, version=None, request_id=None, metric_version=""):
+        """POST body (TF Serving JSON, bytes) to the model's label, version, or default version."""
+        path = f"/v1/models/{quote(model, safe='')}"
+        if version is not None:
+            path += f"/versions/{int(version)}"
+        elif label is not None:
+            path += f"/labels/{quote(label, safe='')}"
+        return self._call("POST", path + ":predict", body=body, request_id=request_id,
+                          model=model, metric_version=metric_version)
+
+    def model_status(self, model, *, request_id=None):
+        """Return [(version, state)] of every version the server knows for model."""
+        data = self._call("GET", f"/v1/models/{quote(model, safe='')}", request_id=request_id,
+                          model=model, metric_version="").data
+        try:
+            return [(int(item["version"]), str(item["state"]))
+                    for item in data["model_version_status"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamBadResponse("model server: malformed model status answer") from exc
+
+    def available_versions(self, model, *, request_id=None):
+        """Return the sorted versions of model in state AVAILABLE."""
+        return sorted(v for v, state in self.model_status(model, request_id=request_id)
+                      if state == "AVAILABLE")
+
+    def model_metadata(self, model, *, version=None, request_id=None):
+        """Return the model's TF Serving metadata (signature defs)."""
+        path = f"/v1/models/{quote(model, safe='')}"
+        if version is not None:
+            path += f"/versions/{int(version)}"
+        return self._call("GET", path + "/metadata", request_id=request_id, model=model,
+                          metric_version="" if version is None else str(version)).data
+
+    def _call(self, method, path, *, body=None, request_id=None, model="", metric_version=""):
+        started = time.perf_counter()
+        outcome = SERVER_ERROR
+        try:
+            if not self._slots.acquire(blocking=False):
+                raise UpstreamOverloaded("too many model-server calls in flight; retry shortly",
+                                         code="upstream_overloaded", retry_after=1)
+            try:
+                result = self._attempts(method, path, body, request_id)
+            finally:
+                self._slots.release()
+            outcome = OK
+            return result
+        except ApiError as exc:
+            outcome = getattr(exc, "outcome", SERVER_ERROR)
+            raise
+        finally:
+            if self._on_outcome is not None:
+                self._on_outcome(model, metric_version, outcome, time.perf_counter() - started)
+
+    def _attempts(self, method, path, body, request_id):
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        self.retry_budget.record_request()
+        attempt = 0
+        while True:
+            attempt += 1
+            if not self.breaker.allow():
+                raise CircuitOpen("the model server is failing; calls are paused",
+                                  code="circuit_open", retry_after=self.breaker.retry_after())
+            try:
+                return self._attempt(method, path, body, headers)
+            except (UpstreamTimeout, UpstreamUnavailable, UpstreamBadResponse,
+                    UpstreamServerUnavailable) as exc:
+                retryable = method == "GET" or getattr(exc, "before_sending", False)
+                if not (retryable and attempt < self.max_attempts
+                        and self.retry_budget.try_spend()):
+                    raise
+            time.sleep(self.retry_backoff * attempt)
+
+    def _attempt(self, method, path, body, headers):
+        try:
+            response = self.session.request(method, self.base_url + path, data=body,
+                                            headers=headers, timeout=self.timeout)
+        except requests.ReadTimeout as exc:
+            self.breaker.record_failure()
+            raise UpstreamTimeout(f"the model server did not answer within {self.timeout[1]} s",
+                                  code="upstream_timeout", retry_after=1) from exc
+        except requests.ConnectionError as exc:
+            self.breaker.record_failure()
+            error = UpstreamUnavailable("the model server is unreachable",
+                                        code="upstream_unavailable", retry_after=1)
+            error.before_sending = _failed_before_sending(exc)
+            raise error from exc
+        except Exception as exc:  # e.g. a broken chunked body: still the breaker's business
+            self.breaker.record_failure()
+            raise UpstreamBadResponse("the model server's answer could not be read",
+                                      code="upstream_bad_response", retry_after=1) from exc
+        status = response.status_code
+        if status >= 500:
+            self.breaker.record_failure()
+            message = f"model server answered {status}: {_error_message(response)}"
+            if status == 503:
+                raise UpstreamServerUnavailable(message, code="upstream_unavailable", retry_after=1)
+            if status == 504:
+                raise UpstreamTimeout(message, code="upstream_timeout", retry_after=1)
+            raise UpstreamBadResponse(message, code="upstream_bad_response", retry_after=1)
+        if status >= 400:
+            self.breaker.record_success()  # the server works; the request was wrong
+            raise UpstreamClientError(status, _error_message(response))
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            self.breaker.record_failure()
+            raise UpstreamBadResponse("the model server's answer is not JSON",
+                                      code="upstream_bad_response", retry_after=1) from exc
+        self.breaker.record_success()
+        return UpstreamResponse(status, response.content, data)
+
+
+def readiness(app):
+    """Return the model server's state for /readyz (see service.gateway.readiness)."""
+    from service import gateway
+    return gateway.readiness(app)
+
+
+def from_config(config, on_outcome=None):
+    """Build the client from the app's MODEL_SERVER_* settings."""
+    return ModelServerClient(
+        config["MODEL_SERVER_URL"],
+        connect_timeout=float(config["MODEL_SERVER_CONNECT_TIMEOUT_S"]),
+        read_timeout=float(config["MODEL_SERVER_READ_TIMEOUT_S"]),
+        max_connection_age=float(config["MODEL_SERVER_MAX_CONNECTION_AGE_S"]),
+        max_concurrency=int(config["MODEL_SERVER_MAX_CONCURRENCY"]),
+        max_attempts=int(config["MODEL_SERVER_MAX_ATTEMPTS"]),
+        retry_budget=RetryBudget(ratio=float(config["MODEL_SERVER_RETRY_RATIO"])),
+        breaker=CircuitBreaker(failure_threshold=int(config["MODEL_SERVER_BREAKER_FAILURES"]),
+                               reset_timeout=float(config["MODEL_SERVER_BREAKER_RESET_S"])),
+        on_outcome=on_outcome,
+    )

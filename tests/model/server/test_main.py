@@ -1,0 +1,118 @@
+"""The server process: live version and config changes, --model_name mode, start errors.
+
+Time budget: ~8 s (the live tests wait a few 1 s poll intervals on the session's server; the
+--model_name process serves an empty base path, so it never imports TensorFlow).
+"""
+import concurrent.futures
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from .conftest import (LIVE_MODEL, POLL_SECONDS, WARM_MODEL, live_config, start_server,
+                       stop_server)
+from .fixture_models import build_module, export
+
+X = {"signature_name": "scale", "instances": [[1.0, 2.0, 3.0]]}
+
+
+def factor(server, path):
+    """Return the factor of the version `path` resolves to (y = x * factor)."""
+    response = server.post(f"/v1/models/{LIVE_MODEL}{path}:predict", json=X)
+    assert response.status_code == 200, response.text
+    return response.json()["predictions"][0][0]
+
+
+def versions(server):
+    body = server.get(f"/v1/models/{LIVE_MODEL}").json()
+    return {s["version"]: s["state"] for s in body["model_version_status"]}
+
+
+def test_version_exported_while_running_is_served_without_restart(server, model_bases):
+    base = model_bases[LIVE_MODEL]
+    staging = os.path.join(base, ".tmp-export-3")
+    export(build_module(30.0), staging)  # an export in progress must stay invisible
+    assert "3" not in versions(server)
+    os.rename(staging, os.path.join(base, "3"))
+    server.wait_until(lambda: versions(server).get("3") == "AVAILABLE",
+                      timeout=10 * POLL_SECONDS + 10, what="version 3 to load")
+    assert factor(server, "") == 30.0
+    assert factor(server, "/versions/3") == 30.0
+    assert not any(v.startswith(".") for v in versions(server))
+
+
+def test_config_edit_moves_a_label_and_requests_see_one_snapshot(server, model_bases,
+                                                                 warm_base):
+    assert factor(server, "/labels/stable") == 1.0
+
+    def hammer():
+        return [factor(server, "/labels/stable") for _ in range(30)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(hammer) for _ in range(4)]
+        with open(server.config_path, "w") as handle:
+            handle.write(live_config(model_bases, warm_base, {"stable": 2}))
+        server.wait_until(lambda: factor(server, "/labels/stable") == 2.0,
+                          timeout=10 * POLL_SECONDS + 10, what="stable to move to 2")
+        seen = {value for future in running for value in future.result(timeout=60)}
+    # Every request answered from one version or the other, never an error in between.
+    assert seen <= {1.0, 2.0}
+
+
+def test_config_labelling_an_unloaded_version_is_refused(server, model_bases, warm_base):
+    before = factor(server, "/labels/stable")
+    with open(server.config_path, "w") as handle:
+        handle.write(live_config(model_bases, warm_base, {"stable": 9}))
+    message = "Request to assign label to version 9 of model live"
+    server.wait_until(lambda: message in server.log(), timeout=10 * POLL_SECONDS + 10,
+                      what="the refusal in the log")
+    assert factor(server, "/labels/stable") == before
+    with open(server.config_path, "w") as handle:
+        handle.write(live_config(model_bases, warm_base, {"stable": 2}))
+
+
+def test_latest_policy_serves_the_newest_version(server, loaded):
+    status = server.get(f"/v1/models/{WARM_MODEL}").json()["model_version_status"]
+    assert [(s["version"], s["state"]) for s in status] == [("1", "AVAILABLE")]
+    x = [[1.0, 2.0, 3.0]]
+    response = server.post(f"/v1/models/{WARM_MODEL}:predict",
+                                   json={"signature_name": "scale", "inputs": x})
+    expected = loaded[("multi", 1)].signatures["scale"](x=np.array(x, np.float32))["y"].numpy()
+    assert np.allclose(response.json()["outputs"], expected)
+
+
+def test_empty_base_path_serves_404_then_sigterm_stops_cleanly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    running = start_server([f"--model_name=solo", f"--model_base_path={tmp_path / 'empty'}",
+                            "--file_system_poll_wait_seconds=0"],
+                           str(tmp_path / "solo.log"), "solo", ready_status=404)
+    try:
+        assert running.get("/v1/models/solo").json() == {
+            "error": "Could not find any versions of model solo"}
+        # Without --monitoring_config_file the metrics path is a 404, as in TF Serving.
+        assert running.get("/monitoring/prometheus/metrics").status_code == 404
+        response = running.post("/v1/models/solo:predict", json={"instances": [1.0]})
+        assert response.status_code == 404
+        assert response.json() == {"error": "Servable not found for request: Latest(solo)"}
+    finally:
+        stop_server(running)
+    assert running.process.returncode == 0
+    assert "Shutting down" in running.log()
+
+
+def run_module(*argv):
+    return subprocess.run([sys.executable, "-m", "model.server", *argv], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_bad_command_line_exits_non_zero_with_the_reason():
+    result = run_module("--rest_api_port=1", "--model_base_path=/m", "--bogus=1")
+    assert result.returncode == 1
+    assert "Unknown command line flag 'bogus'" in result.stderr
+
+
+def test_unreadable_config_file_stops_the_start(tmp_path):
+    result = run_module("--rest_api_port=1", f"--model_config_file={tmp_path / 'none'}")
+    assert result.returncode == 1
+    assert "Failed to start server" in result.stderr
