@@ -30,22 +30,24 @@ class TfshipUser(HttpUser):
     def request_json(self, method, path, name, expect=(200,), check=None, **kwargs):
         """Send a request and validate its answer; return (response, parsed body) or (response, None)."""
         with self.client.request(method, path, name=name, catch_response=True, **kwargs) as response:
-            if response.status_code not in expect:
-                response.failure(f"HTTP {response.status_code} (expected {expect}): {response.text[:200]}")
-                return response, None
-            response.success()  # an expected 4xx is a pass, not the HTTPError Locust assumes
-            if response.status_code == 204:
-                return response, {}
-            try:
-                body = response.json()
-            except ValueError:
-                response.failure("the answer is not JSON")
-                return response, None
-            problem = check(body, response) if check else None
+            body, problem = self._judge(response, expect, check)
             if problem:
                 response.failure(problem)
                 return response, None
+            response.success()  # an expected 4xx is a pass, not the HTTPError Locust would assume
             return response, body
+
+    @staticmethod
+    def _judge(response, expect, check):
+        if response.status_code not in expect:
+            return None, f"HTTP {response.status_code} (expected {expect}): {response.text[:200]}"
+        if response.status_code == 204:
+            return {}, None
+        try:
+            body = response.json()
+        except ValueError:
+            return None, "the answer is not JSON"
+        return body, check(body, response) if check else None
 
 
 def _bearer(key):

@@ -1,10 +1,11 @@
 """`tfship verify`: run the SLO gate (Locust, headless) against an environment and print its verdict.
 
 The gate's thresholds come from monitoring/slo.yaml (the profile named like the environment).
-Target URL: local is http://127.0.0.1:$TFSHIP_API_PORT; dev, staging and prod need the stack's
-exported URL, read from infra/outputs/<env>.json ("api_url") when that file exists, else
-given with --url (there is no Pulumi CLI to ask). Exit codes: 0 PASS, 1 FAIL, 3 INCONCLUSIVE,
-4 FAIL because the load generator saturated, 2 usage errors.
+Target URL: local is the local stack's API (its keys, from `tfship up`, are used unless others
+are given); dev, staging and prod need the stack's exported URL, read from
+infra/outputs/<env>.json ("api_url") when that file exists, else given with --url (there is
+no Pulumi CLI to ask). Exit codes: 0 PASS, 1 FAIL, 3 INCONCLUSIVE, 4 FAIL because the load
+generator saturated, 2 usage errors.
 """
 import argparse
 import datetime as dt
@@ -44,6 +45,10 @@ def parser():
                                      "'test' is the compressed one the tests use)")
     p.add_argument("--hold-seconds", type=float, default=0.0,
                    help="seconds at full load (default: sized from the profile's minimum samples)")
+    p.add_argument("--prediction-rps", type=int, default=0,
+                   help="steady prediction rate (default: the environment's, in loadtests/load_plan.py)")
+    p.add_argument("--warmup-seconds", type=float, default=load_plan.WARMUP_SECONDS,
+                   help="seconds at the start that the gate does not judge (spawning, cold caches)")
     p.add_argument("--max-generator-cpu", type=float, default=0.9,
                    help="share of a core the load generator may use before the run is untrustworthy")
     p.add_argument("--canary-max-error-delta", type=float, default=0.01)
@@ -57,7 +62,7 @@ def target_url(env, url=None, outputs=STACK_OUTPUTS):
     if url:
         return url.rstrip("/")
     if env == "local":
-        return f"http://127.0.0.1:{LocalSettings.from_env().api_port}"
+        return LocalSettings.from_env().api_url
     stack_file = outputs / f"{env}.json"
     if stack_file.is_file():
         found = json.loads(stack_file.read_text()).get("api_url")
@@ -79,15 +84,23 @@ def locust_command(args, url, out):
                "--only-summary", "--host", url, "--csv", str(out / "locust"),
                "--html", str(out / "locust-report.html"), "--model", args.model, "--target-env", args.env,
                "--slo-profile", args.profile or args.env, "--shape", args.shape,
-               "--hold-seconds", str(args.hold_seconds), "--report-dir", str(out),
+               "--hold-seconds", str(args.hold_seconds), "--warmup-seconds", str(args.warmup_seconds),
+               "--prediction-rps", str(args.prediction_rps),
+               "--report-dir", str(out),
                "--max-generator-cpu", str(args.max_generator_cpu),
                "--canary-max-error-delta", str(args.canary_max_error_delta),
                "--canary-max-latency-ratio", str(args.canary_max_latency_ratio),
                "--canary-min-samples", str(args.canary_min_samples)]
-    for option, path in (("--api-key-file", args.api_key_file), ("--predict-api-key-file", args.predict_api_key_file)):
+    return command + _key_options(args)
+
+
+def _key_options(args):
+    options = []
+    for option, path in (("--api-key-file", args.api_key_file),
+                         ("--predict-api-key-file", args.predict_api_key_file)):
         if path:
-            command += [option, str(Path(path).resolve())]
-    return command
+            options += [option, str(Path(path).resolve())]
+    return options
 
 
 def distributed_commands(args, url, out, workers, master_host, master_port=5557):
@@ -101,22 +114,35 @@ def distributed_commands(args, url, out, workers, master_host, master_port=5557)
     worker = [sys.executable, "-m", "locust", "-f", ",".join(locustfiles(args.env)), "--worker",
               "--master-host", master_host, "--master-port", str(master_port), "--model", args.model,
               "--target-env", args.env]
-    for option, path in (("--api-key-file", args.api_key_file), ("--predict-api-key-file", args.predict_api_key_file)):
-        if path:
-            worker += [option, str(Path(path).resolve())]
-    return master, worker
+    return master, worker + _key_options(args)
+
+
+def _default_to_local_keys(args):
+    """Use the keys `tfship up` wrote (the bootstrap admin and the demo predictor) when none are given."""
+    settings = LocalSettings.from_env()
+    for attribute, role, variable in (("api_key_file", "admin", "TFSHIP_API_KEY"),
+                                      ("predict_api_key_file", "predictor", "TFSHIP_PREDICT_API_KEY")):
+        path = settings.key_file(role)
+        if not getattr(args, attribute) and not os.environ.get(variable) and path.is_file():
+            setattr(args, attribute, str(path))
 
 
 def verify(args):
     """Run the gate; print its verdict line and report paths last; return its exit code."""
     url = target_url(args.env, args.url)
+    if args.env == "local" and not args.url:
+        _default_to_local_keys(args)
     if not (args.api_key_file or os.environ.get("TFSHIP_API_KEY")):
         raise UsageError("give --api-key-file (a key with the reader role, and admin for the registry writer "
                          "outside prod) or set TFSHIP_API_KEY")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = (args.out or Path(LocalSettings.from_env().state_dir) / "verify" / f"{args.env}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    timeout = load_plan.duration(args.shape, args.profile or args.env, args.hold_seconds) + GRACE_SECONDS
+    try:
+        timeout = load_plan.duration(args.shape, args.profile or args.env, args.hold_seconds,
+                                     args.prediction_rps) + GRACE_SECONDS
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     print(f"[verify] {args.shape} load against {url} for ~{timeout - GRACE_SECONDS:.0f} s, judged by SLO profile "
           f"{args.profile or args.env}; reports in {out}", flush=True)
     verdict_file = out / report.VERDICT_FILE

@@ -1,7 +1,8 @@
 """The stages of each load shape (smoke, ramp, soak) per environment, each bounded in time.
 
 Each shape is sized from the profile's gate, so a healthy run can pass it: prediction users
-send one request a second each, at a rate at least twice the gate's minimum throughput, long enough for 1.5 x its minimum sample count. The
+send one request a second each, at a rate at least twice the gate's minimum throughput, long
+enough for 1.5 x its minimum sample count after the warm-up that the gate does not judge. The
 rates stay in the tens of requests a second, far below one Locust process's ~750 rps.
 """
 import math
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from monitoring import slo
 
 SPAWN_SECONDS = 2  # time to start each stage's new users
+WARMUP_SECONDS = 3  # the gate judges nothing before: users spawning, connections opening, caches filling
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,15 @@ class Stage:
     prediction_users: int
 
 
-def stages(shape, profile_name, hold_seconds=0.0):
-    """The stages of a shape for a profile; hold_seconds > 0 overrides the time at full load."""
+def stages(shape, profile_name, hold_seconds=0.0, prediction_rps=0):
+    """The stages of a shape for a profile; hold_seconds > 0 overrides the time at full load, and
+    prediction_rps > 0 the steady rate (which must still reach the gate's minimum throughput)."""
     load, gate = LOADS[profile_name], slo.load(profile_name).gate
-    rps = max(load.prediction_rps, math.ceil(2 * gate.min_throughput_rps))
-    hold = hold_seconds or max(10, math.ceil(1.5 * gate.min_samples / rps))
+    rps = prediction_rps or max(load.prediction_rps, math.ceil(2 * gate.min_throughput_rps))
+    if rps < gate.min_throughput_rps:
+        raise ValueError(f"{rps} predictions/s cannot reach profile {profile_name}'s minimum throughput "
+                         f"of {gate.min_throughput_rps:g}/s")
+    hold = hold_seconds or WARMUP_SECONDS + max(10, math.ceil(1.5 * gate.min_samples / rps))
     if shape == "smoke":
         return (Stage(SPAWN_SECONDS + hold, rps),)
     if shape == "soak":
@@ -53,6 +59,6 @@ def stages(shape, profile_name, hold_seconds=0.0):
     raise ValueError(f"unknown shape {shape!r}; known: smoke, ramp, soak")
 
 
-def duration(shape, profile_name, hold_seconds=0.0):
+def duration(shape, profile_name, hold_seconds=0.0, prediction_rps=0):
     """Seconds the shape runs."""
-    return stages(shape, profile_name, hold_seconds)[-1].until_s
+    return stages(shape, profile_name, hold_seconds, prediction_rps)[-1].until_s

@@ -7,6 +7,7 @@ import os
 
 from locust import events
 
+from loadtests.load_plan import WARMUP_SECONDS
 from loadtests.protocol import ENVIRONMENTS, SHAPES
 
 
@@ -29,6 +30,11 @@ def add_options(parser):
                        help="load shape (used when loadtests/shapes.py is among the locustfiles)")
     group.add_argument("--hold-seconds", type=float, default=0.0, env_var="LOCUST_HOLD_SECONDS",
                        help="override the shape's time at full load (0: sized from the profile)")
+    group.add_argument("--prediction-rps", type=int, default=0, env_var="LOCUST_PREDICTION_RPS",
+                       help="override the shape's steady prediction rate (0: the environment's, in "
+                            "loadtests/load_plan.py)")
+    group.add_argument("--warmup-seconds", type=float, default=WARMUP_SECONDS, env_var="LOCUST_WARMUP_SECONDS",
+                       help="seconds at the start that the gate does not judge (spawning, cold caches)")
     group.add_argument("--report-dir", default="", env_var="LOCUST_REPORT_DIR",
                        help="where the gate writes slo-report.html and slo-verdict.json")
     group.add_argument("--max-generator-cpu", type=float, default=0.9, env_var="LOCUST_MAX_GENERATOR_CPU",

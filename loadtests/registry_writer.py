@@ -42,7 +42,7 @@ class RegistryWriter(TfshipUser):
 
     @task(3)
     def edit(self):
-        """Read the ETag, PATCH with it (must succeed and change the ETag), then replay the old ETag (must get 412)."""
+        """Read the ETag and PATCH with it (must change the ETag), then replay the old ETag (must get 412)."""
         if self.etag is None:
             return
         response, body = self.get_json(f"{API}/{self.scratch}", f"{API}/[scratch]")
@@ -64,5 +64,6 @@ class RegistryWriter(TfshipUser):
             return
         self.versions += 1
         self.request_json("POST", f"{API}/{self.scratch}/versions", f"{API}/[scratch]/versions", expect=(201,),
-                          json={"version": self.versions, "artifact_uri": ARTIFACT_URI, "input_schema": SCRATCH_SCHEMA},
+                          json={"version": self.versions, "artifact_uri": ARTIFACT_URI,
+                                "input_schema": SCRATCH_SCHEMA},
                           check=lambda body, _r: None if body.get("status") == "staged" else "not staged")

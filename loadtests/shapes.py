@@ -14,7 +14,8 @@ class EnvironmentShape(LoadTestShape):
     def tick(self):
         parsed = self.runner.environment.parsed_options
         if not hasattr(self, "_stages"):
-            self._stages = stages(parsed.shape, parsed.slo_profile or parsed.target_env, parsed.hold_seconds)
+            self._stages = stages(parsed.shape, parsed.slo_profile or parsed.target_env, parsed.hold_seconds,
+                                  parsed.prediction_rps)
             # Fixed-count personas (registry reader, writer) come on top of the prediction users.
             self._fixed = sum(getattr(c, "fixed_count", 0) for c in self.runner.user_classes)
         run_time = self.get_run_time()

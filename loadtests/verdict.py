@@ -32,6 +32,8 @@ class Measured:
     failures: int
     duration_s: float
     generator: GeneratorLoad = field(default_factory=GeneratorLoad)
+    over_p95_objective: int = 0  # predictions slower than the p95 objective
+    over_p99_objective: int = 0
 
     @property
     def error_ratio(self):
@@ -79,10 +81,12 @@ class Verdict:
 
 
 def evaluate(gate, profile, measured, max_generator_cpu, canary=None):
-    """Return the verdict: untrustworthy generator > too few samples > any breach > canary > pass."""
+    """Return the verdict: untrustworthy generator > too few samples (unless a breach is already
+    certain) > any breach > canary > pass."""
     load = measured.generator
     checks = (
-        Check("samples", f">= {gate.min_samples}", f"{measured.predictions}", measured.predictions >= gate.min_samples),
+        Check("samples", f">= {gate.min_samples}", f"{measured.predictions}",
+              measured.predictions >= gate.min_samples),
         Check("p95", f"<= {_ms(gate.p95_seconds)}", _ms(measured.p95_s), measured.p95_s <= gate.p95_seconds),
         Check("p99", f"<= {_ms(gate.p99_seconds)}", _ms(measured.p99_s), measured.p99_s <= gate.p99_seconds),
         Check("error ratio", f"<= {gate.max_error_ratio:g}", f"{measured.error_ratio:.4f}",
@@ -102,8 +106,9 @@ def evaluate(gate, profile, measured, max_generator_cpu, canary=None):
         reasons = ("UNTRUSTWORTHY: the load generator saturated (" + failed["generator CPU"].measured
                    + (", Locust warned of high CPU" if load.locust_warned else "") + ")",) + reasons
     elif "samples" in failed:
-        outcome = INCONCLUSIVE
-        reasons = (f"too few samples: {measured.predictions} predictions < {gate.min_samples}",)
+        certain = _certain_breaches(gate, measured)
+        outcome = FAIL if certain else INCONCLUSIVE
+        reasons = certain or (f"too few samples: {measured.predictions} predictions < {gate.min_samples}",)
     elif failed or (canary is not None and canary.outcome == FAIL):
         outcome = FAIL
         reasons += ("the canary is worse than stable",) if canary is not None and canary.outcome == FAIL else ()
@@ -113,6 +118,16 @@ def evaluate(gate, profile, measured, max_generator_cpu, canary=None):
         outcome = PASS
     code = EXIT_UNTRUSTWORTHY if not trustworthy else EXIT_CODES[outcome]
     return Verdict(outcome, code, profile, checks, reasons, trustworthy, canary, gate)
+
+
+def _certain_breaches(gate, measured):
+    """Breaches that no further good predictions could undo before the minimum sample count: a
+    service too slow or failing to deliver enough samples fails rather than being inconclusive."""
+    bad_counts = (("error ratio", measured.prediction_failures, gate.max_error_ratio),
+                  ("p95", measured.over_p95_objective, 0.05), ("p99", measured.over_p99_objective, 0.01))
+    return tuple(f"{name} breached already: {count} bad of {measured.predictions} predictions exceeds "
+                 f"{share:g} x the {gate.min_samples} minimum samples"
+                 for name, count, share in bad_counts if count > share * gate.min_samples)
 
 
 def _ms(seconds):

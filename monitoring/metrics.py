@@ -24,6 +24,7 @@ API = {
     "tfship_prediction_rows_total": (COUNTER, ("model", "version")),
     "tfship_predicted_class_total": (COUNTER, ("model", "version", "class_name")),
     "tfship_input_out_of_range_total": (COUNTER, ("model", "version", "feature")),
+    "tfship_canary_fallbacks_total": (COUNTER, ("model", "version", "reason")),
     "tfship_model_versions_available": (GAUGE, ("model",)),
     "tfship_dependency_up": (GAUGE, ("dependency",)),
 }

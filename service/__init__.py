@@ -8,7 +8,8 @@ from flask import Flask
 
 def create_app(test_config=None):
     """Build the API: settings (defaults, TFSHIP_API_* environment, test_config), then extensions and routes."""
-    from service import auth, db, errors, gateway, health, json_bodies, logs, metrics, openapi, settings
+    from service import (auth, db, errors, faults, gateway, health, json_bodies, limits, logs,
+                         metrics, openapi, security_headers, settings)
     from service.registry import models, rollouts, versions
 
     app = Flask(__name__, static_folder=None)
@@ -19,12 +20,16 @@ def create_app(test_config=None):
     errors.register_error_handlers(app)
     # Request hooks run in registration order: logs and metrics see every request, including
     # those auth rejects; auth runs before the body checks, so a caller without a key learns
-    # nothing about the route.
+    # nothing about the route; rate limits count authenticated keys; injected faults (tests
+    # only) hit predictions that passed every check, as a real upstream fault would.
     logs.init_app(app)
     metrics.init_app(app)
     db.init_app(app)
     auth.init_app(app)
+    limits.init_app(app)
     json_bodies.init_app(app)
+    faults.init_app(app)
+    security_headers.init_app(app)
     openapi.init_app(app)
 
     app.register_blueprint(health.bp)

@@ -78,6 +78,10 @@ class MethodNotAllowed(ApiError):
     status_code, code = 405, "method_not_allowed"
 
 
+class RequestTimeout(ApiError):
+    status_code, code = 408, "request_timeout"
+
+
 class Conflict(ApiError):
     status_code, code = 409, "conflict"
 
@@ -195,6 +199,10 @@ def register_error_handlers(app):
     """Register the JSON error handlers on the app: specific classes first, the generic one last."""
     app.register_error_handler(ApiError, render)
     app.register_error_handler(HTTPException, lambda exc: render(error_from_http_exception(exc)))
+
+    # A request body that stopped arriving (gunicorn_worker's deadline): the caller's fault.
+    app.register_error_handler(TimeoutError, lambda exc: render(RequestTimeout(
+        "the request body did not arrive in time", field="body")))
 
     def handle_unexpected(exc):
         log.exception("unhandled error")

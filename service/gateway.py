@@ -138,6 +138,33 @@ def _predicted_classes(answer, input_schema):
     return Counter(name for name in names if name is not None)
 
 
+def _forward(gateway, name, route, body):
+    # Forward what was validated (a duplicate key in the raw text cannot slip through).
+    return gateway.client.predict(
+        name, json.dumps(body).encode(), label=route.label,
+        version=route.version if route.label is None else None,
+        request_id=logs.request_id(), metric_version=route.version)
+
+
+def _fall_back(gateway, name, canary, body, error):
+    """Retry a failed canary call on stable, so a failing canary costs callers nothing.
+
+    Returns (stable route, its schema, the body checked against it, the answer). When the body
+    does not fit stable's input schema, the canary's error stands.
+    """
+    stable = canary.fallback
+    schema = _from_registry(gateway.schemas, (name, stable.version),
+                            lambda: get_version_schema(name, stable.version))
+    try:
+        checked = validation.validate_predict_body(body, schema["input_schema"] or {},
+                                                   max_rows=gateway.max_rows)
+    except ApiError:
+        raise error from None
+    metrics.count_canary_fallback(name, canary.version, getattr(error, "outcome", error.code))
+    metrics.label_request(name, stable.version)
+    return stable, schema, checked, _forward(gateway, name, stable, body)
+
+
 def _predict(name, pinned_version=None):
     gateway = state()
     if pinned_version is None:
@@ -157,11 +184,13 @@ def _predict(name, pinned_version=None):
                                  "in the registry; it cannot be validated", code="no_input_schema")
     body = request.get_json(silent=True)
     checked = validation.validate_predict_body(body, input_schema, max_rows=gateway.max_rows)
-    # Forward what was validated (a duplicate key in the raw text cannot slip through).
-    answer = gateway.client.predict(
-        name, json.dumps(body).encode(), label=route.label,
-        version=route.version if route.label is None else None,
-        request_id=logs.request_id(), metric_version=route.version)
+    try:
+        answer = _forward(gateway, name, route, body)
+    except ApiError as error:
+        if route.fallback is None:
+            raise
+        route, schema, checked, answer = _fall_back(gateway, name, route, body, error)
+        input_schema = schema["input_schema"] or {}
     metrics.count_predictions(name, route.version, checked.rows,
                               _predicted_classes(answer.data, input_schema))
     metrics.count_out_of_range(name, route.version, validation.out_of_range_counts(

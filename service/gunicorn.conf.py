@@ -1,7 +1,8 @@
 """gunicorn settings for the API (``tfship api`` passes this file; bind comes from its flags).
 
 - Threaded workers (gthread): the gateway waits on the model server, so a worker serves
-  several requests at once and a slow client does not hold a whole process.
+  several requests at once. service/gunicorn_worker.py reads each request without a thread
+  and hands only complete requests to threads, so slow clients hold none.
 - Preload: the master builds the app once (the API has no TensorFlow, so nothing breaks
   across fork) and workers start at once. create_app opens no connection; the gateway's
   model-server client is built on first use, in the worker; ``post_fork`` drops any
@@ -10,6 +11,7 @@
   PROMETHEUS_MULTIPROC_DIR, which must be set before prometheus_client is imported (it is
   set here, in the master, before any worker starts) and emptied at start; a dead
   worker's live gauges are dropped in ``child_exit``.
+- HTTPS with TLS_CERT_FILE and TLS_KEY_FILE (service/tls.py).
 - gunicorn 27 opens a control socket under ~/.gunicorn by default: disabled.
 """
 import os
@@ -23,9 +25,10 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tfship-metrics-")
 
 from service.settings import from_environment  # noqa: E402
+from service.tls import gunicorn_options  # noqa: E402
 
 workers = int(from_environment("WORKERS"))
-worker_class = "gthread"
+worker_class = "service.gunicorn_worker.WholeRequestWorker"  # gthread, slow-client safe
 threads = int(from_environment("THREADS"))
 timeout = 30
 graceful_timeout = 20
@@ -34,8 +37,12 @@ preload_app = True
 control_socket_disable = True
 accesslog = None  # the app writes ECS access logs itself
 errorlog = "-"
-loglevel = str(from_environment("LOG_LEVEL")).lower()
+# gunicorn's DEBUG lines carry raw request lines (paths and queries, unredacted): INFO at most.
+loglevel = max(str(from_environment("LOG_LEVEL")).lower(), "info",
+               key=["debug", "info", "warning", "error", "critical"].index)
 forwarded_allow_ips = str(from_environment("FORWARDED_ALLOW_IPS"))
+# HTTPS when TFSHIP_API_TLS_CERT_FILE/KEY_FILE are set (service/tls.py); else plain HTTP.
+globals().update(gunicorn_options(from_environment("TLS_CERT_FILE"), from_environment("TLS_KEY_FILE")))
 
 
 def on_starting(server):

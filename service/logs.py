@@ -7,7 +7,8 @@ template and the model and version that served it (``tfship.model``, ``tfship.ve
 
 Predictions (inputs and outputs) are logged for a sample of requests:
 ``PREDICTION_LOG_SAMPLE_RATE`` (0 to 1, default 0: off). Headers are never logged, and
-anything shaped like an API key is redacted from every line.
+anything shaped like an API key is redacted from every line, in every field (a key sent as
+X-Request-ID is replaced by a new id).
 """
 import logging
 import math
@@ -40,7 +41,8 @@ def request_id():
     """Return this request's id, taking the caller's X-Request-ID or making one on first use."""
     if "tfship_request_id" not in g:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.tfship_request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        usable = REQUEST_ID_PATTERN.match(given) and not API_KEY_PATTERN.search(given)
+        g.tfship_request_id = given if usable else uuid.uuid4().hex
     return g.tfship_request_id
 
 
@@ -56,6 +58,14 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(ecs_logging.StdlibFormatter):
+    """ECS JSON with anything shaped like an API key redacted from the whole line (every field:
+    the path, the query, prediction samples, exception text), not only from the message."""
+
+    def format(self, record):
+        return API_KEY_PATTERN.sub("tfs_[REDACTED]", super().format(record))
+
+
 def configure_logging(level="INFO", stream=None):
     """Send every logger's records through one ECS JSON handler on stderr (idempotent)."""
     root = logging.getLogger()
@@ -67,7 +77,7 @@ def configure_logging(level="INFO", stream=None):
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.tfship_ecs = True
-        handler.setFormatter(ecs_logging.StdlibFormatter(exclude_fields=["log.original"]))
+        handler.setFormatter(RedactingFormatter(exclude_fields=["log.original"]))
         handler.addFilter(RequestContextFilter())
         root.addHandler(handler)
     root.setLevel(level)

@@ -45,6 +45,9 @@ PREDICTED_CLASS = Counter(
 INPUT_OUT_OF_RANGE = Counter(
     "tfship_input_out_of_range_total", "Input values outside the version's training data "
     "(numeric outside [min, max], unseen category).", ("model", "version", "feature"))
+CANARY_FALLBACKS = Counter(
+    "tfship_canary_fallbacks_total", "Canary predictions that failed and were retried on stable "
+    "(version: the canary's; reason: the canary call's outcome).", ("model", "version", "reason"))
 MODEL_VERSIONS_AVAILABLE = Gauge(
     "tfship_model_versions_available", "Versions of the model the model server reports AVAILABLE.",
     ("model",), multiprocess_mode="livemax")
@@ -78,6 +81,11 @@ def count_out_of_range(model, version, counts):
     """Record, per feature, the values outside the training data."""
     for feature, count in counts.items():
         INPUT_OUT_OF_RANGE.labels(model, str(version), feature).inc(count)
+
+
+def count_canary_fallback(model, canary_version, reason):
+    """Record one failed canary call retried on stable."""
+    CANARY_FALLBACKS.labels(model, str(canary_version), str(reason)).inc()
 
 
 def set_versions_available(model, count):

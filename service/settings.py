@@ -56,7 +56,9 @@ SETTINGS = (
 
 # Modules that may declare SETTINGS of their own (imported only when present).
 CONTRIBUTORS = ("service.upstream", "service.routing", "service.validation", "service.gateway",
-                "service.metrics", "service.logs", "service.health")
+                "service.metrics", "service.logs", "service.health", "service.limits",
+                "service.security_headers", "service.faults", "service.tls",
+                "service.gunicorn_worker")
 
 
 def all_settings():

@@ -142,3 +142,22 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class RolloutEvent(Base):
+    """One rollout transition, kept forever: when, who, the state it set, and why."""
+
+    __tablename__ = "rollout_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
+                                          index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(160))
+    stable_version: Mapped[int | None]
+    canary_version: Mapped[int | None]
+    previous_version: Mapped[int | None]
+    canary_weight: Mapped[float] = mapped_column(sa.Float)
+    step: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    measurements: Mapped[dict] = mapped_column(sa.JSON, default=dict)

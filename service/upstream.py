@@ -55,8 +55,12 @@ SETTINGS = (
             "requests of the last 10 s (plus 3), so retries never multiply an overload."),
     Setting("MODEL_SERVER_BREAKER_FAILURES", 5, "Consecutive model-server failures (connection, "
             "timeout, 5xx) that open the circuit breaker."),
-    Setting("MODEL_SERVER_BREAKER_RESET_S", 5.0, "Seconds the open breaker fails calls fast "
-            "before letting a trial call through."),
+    Setting("MODEL_SERVER_BREAKER_RESET_S", 1.0, "Seconds the open breaker fails calls fast "
+            "before letting a trial call through. Short, so predictions recover within ~1 s of a "
+            "restarted model server reporting AVAILABLE (tests/service/reliability)."),
+    Setting("MODEL_SERVER_CA_BUNDLE", None, "PEM CA bundle that verifies the model server's "
+            "certificate when MODEL_SERVER_URL is https:// (e.g. a mounted cert-manager CA). "
+            "Unset: the system's CAs. Certificates are always verified."),
 )
 
 
@@ -125,7 +129,7 @@ class CircuitBreaker:
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, failure_threshold=5, reset_timeout=5.0, half_open_max_calls=1,
+    def __init__(self, failure_threshold=5, reset_timeout=1.0, half_open_max_calls=1,
                  clock=time.monotonic):
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
@@ -283,7 +287,7 @@ class ModelServerClient:
 
     def __init__(self, base_url, *, connect_timeout=0.5, read_timeout=5.0, max_connection_age=30.0,
                  max_concurrency=32, max_attempts=2, retry_backoff=0.05, retry_budget=None,
-                 breaker=None, on_outcome=None):
+                 breaker=None, on_outcome=None, ca_bundle=None):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.max_attempts = max_attempts
@@ -294,6 +298,7 @@ class ModelServerClient:
         self._on_outcome = on_outcome
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or .netrc on the link to the model server
+        self.session.verify = ca_bundle or True
         adapter = MaxAgeAdapter(max_connection_age, pool_connections=4, pool_maxsize=max_concurrency)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -435,4 +440,5 @@ def from_config(config, on_outcome=None):
         breaker=CircuitBreaker(failure_threshold=int(config["MODEL_SERVER_BREAKER_FAILURES"]),
                                reset_timeout=float(config["MODEL_SERVER_BREAKER_RESET_S"])),
         on_outcome=on_outcome,
+        ca_bundle=config.get("MODEL_SERVER_CA_BUNDLE"),
     )

@@ -17,6 +17,7 @@ COMMANDS = {
     "down": ("infra.local.cli", "stop the local stack"),
     "status": ("infra.local.cli", "show the local stack's processes"),
     "demo": ("infra.local.demo", "train, start the local stack and show predictions"),
+    "verify": ("loadtests.cli", "run the post-deploy SLO gate against an environment"),
     "doctor": ("tfship.doctor", "check (and optionally install) the system tools the tests need"),
 }
 

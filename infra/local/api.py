@@ -25,10 +25,6 @@ def environment(settings):
     }
 
 
-def key_file(settings, role):
-    return settings.state_dir / f"{role}.key"
-
-
 def _tfship(settings, *args, timeout=120):
     result = subprocess.run([sys.executable, "-m", "tfship.cli", *args], capture_output=True,
                             text=True, timeout=timeout,
@@ -41,7 +37,7 @@ def _tfship(settings, *args, timeout=120):
 def bootstrap_keys(settings):
     """Create the admin and demo predictor keys once; each is written to a 0600 file."""
     for role, name in BOOTSTRAP_KEYS.items():
-        path = key_file(settings, role)
+        path = settings.key_file(role)
         if path.exists():
             continue
         key = _tfship(settings, "keys", "create", "--role", role, "--name", name).strip()
@@ -63,7 +59,7 @@ def _request(method, url, key, body=None):
 
 def register_exports(settings, out):
     """Register every exported version the registry lacks; make the newest stable if none is."""
-    key = key_file(settings, "admin").read_text().strip()
+    key = settings.key_file("admin").read_text().strip()
     base = f"{settings.api_url}/api/v1/models/{settings.model_name}"
     status, _ = _request("GET", f"{base}/versions?per_page=100", key)
     known = set()

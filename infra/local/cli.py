@@ -19,7 +19,7 @@ def up(settings, out=print):
         api.start(settings)
     api.register_exports(settings, out)
     out(f"[up] API ready: {settings.api_url}/api/v1/docs; admin key in "
-        f"{api.key_file(settings, 'admin')}, predictor key in {api.key_file(settings, 'predictor')}")
+        f"{settings.key_file('admin')}, predictor key in {settings.key_file('predictor')}")
     if prometheus.installed():
         if "prometheus" not in running:
             prometheus.start(settings)

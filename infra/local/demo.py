@@ -8,7 +8,6 @@ import sys
 import time
 import urllib.request
 
-from infra.local import api
 from infra.local import cli as stack
 from infra.local import processes
 from infra.local.settings import LocalSettings
@@ -76,8 +75,8 @@ def show_model_server(settings, out):
 
 def show_api(settings, out):
     """Registry reads with the admin key, then predictions through the gateway."""
-    admin = api.key_file(settings, "admin").read_text().strip()
-    predictor = api.key_file(settings, "predictor").read_text().strip()
+    admin = settings.key_file("admin").read_text().strip()
+    predictor = settings.key_file("predictor").read_text().strip()
     base = f"{settings.api_url}/api/v1/models"
     _, _, page = call(f"{base}?per_page=5", admin)
     out(f"[demo] registry: GET /api/v1/models -> {page['total']} model(s): "
@@ -107,6 +106,11 @@ def run(command, argv):
     stack.up(settings, out)
     show_model_server(settings, out)
     show_api(settings, out)
+    out("[demo] post-deploy gate: tfship verify --env local (a bounded smoke load) ...")
+    gate = subprocess.run([sys.executable, "-m", "tfship.cli", "verify", "--env", "local"],
+                          timeout=600)
+    if gate.returncode != 0:
+        out(f"[demo] the SLO gate did not pass (exit {gate.returncode}); see its report above")
     if args.no_wait:
         out("[demo] done; the stack keeps running: `make down` stops it")
         return 0

@@ -55,6 +55,10 @@ class LocalSettings:
     def model_config_file(self):
         return self.state_dir / "models.config"
 
+    def key_file(self, role):
+        """Where `tfship up` writes the bootstrap key of a role (admin, predictor)."""
+        return self.state_dir / f"{role}.key"
+
     @property
     def model_server_url(self):
         return f"http://127.0.0.1:{self.model_server_port}"

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from service import db
 from service.auth import require_role
 from service.errors import Unprocessable
-from service.registry import schemas
+from service.registry import history, schemas
 from service.registry.common import ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag, find_model
 from service.rollout import rollout_dict
 from service.tables import ModelVersion, utcnow
@@ -75,5 +75,16 @@ class RolloutState(MethodView):
         rollout.stable_version, rollout.canary_version = stable, canary
         rollout.previous_version, rollout.canary_weight = previous, body["canary_weight"]
         rollout.updated_at = utcnow()
+        history.record(model, rollout, body)
         session.commit()
         return _body(model), {"ETag": rollout_etag(model)}
+
+
+@bp.route("/history")
+class RolloutHistory(MethodView):
+    @require_role("reader")
+    @bp.arguments(history.HistoryQuery, location="query")
+    @bp.response(200, history.HistoryPageSchema)
+    def get(self, query, name):
+        """Read a model's rollout transitions, newest first (time, actor, step, reason)."""
+        return history.page(find_model(name), query)

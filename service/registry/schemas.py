@@ -289,6 +289,15 @@ class RolloutUpdateSchema(_Strict):
                                validate=validate.Range(min=1))
     canary_weight = ma.fields.Float(load_default=0.0, validate=validate.Range(0.0, 1.0),
                                     allow_nan=False)
+    # Recorded in the rollout history with this transition (progressive delivery, issue 9).
+    reason = ma.fields.String(load_default="", validate=validate.Length(max=2000), metadata={
+        "description": "why this transition happens (kept in the rollout history)"})
+    step = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64),
+                            metadata={"description": "the rollout step, e.g. '25%' or 'promote'",
+                                      "example": "25%"})
+    measurements = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(),
+                                  load_default=dict, metadata={
+                                      "description": "what the step measured (kept in the history)"})
 
     @ma.validates_schema
     def _consistent(self, data, **_kwargs):

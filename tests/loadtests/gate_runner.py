@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-HOLD_SECONDS = "5"  # 2 s spawning + 5 s at 25 rps: ~150 predictions against a minimum of 100
+HOLD_SECONDS = "7"  # 2 s spawning + 7 s at 25 rps, less 3 s of warm-up: ~150 judged predictions (min 100)
 RUN_TIMEOUT_S = 90
 
 

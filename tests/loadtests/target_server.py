@@ -8,6 +8,7 @@ run every fault here. Configured by environment:
   TARGET_STABLE, TARGET_CANARY, TARGET_CANARY_WEIGHT   rollout state (canary optional)
   TARGET_LATENCY_MS, TARGET_ERROR_RATE                  faults on every prediction
   TARGET_CANARY_LATENCY_MS, TARGET_CANARY_ERROR_RATE    extra faults on the canary's predictions
+  TARGET_WRONG_CLASS    answer 200 with a class name the model does not have (a broken model)
 Run: python tests/loadtests/target_server.py  (prints the port it bound, then serves).
 """
 import datetime as dt
@@ -36,7 +37,8 @@ def create_app(environ):
     faults = {"latency": float(environ.get("TARGET_LATENCY_MS", "0")) / 1000,
               "errors": float(environ.get("TARGET_ERROR_RATE", "0")),
               "canary_latency": float(environ.get("TARGET_CANARY_LATENCY_MS", "0")) / 1000,
-              "canary_errors": float(environ.get("TARGET_CANARY_ERROR_RATE", "0"))}
+              "canary_errors": float(environ.get("TARGET_CANARY_ERROR_RATE", "0")),
+              "wrong_class": environ.get("TARGET_WRONG_CLASS") == "1"}
     lock = threading.Lock()
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     models = {"penguins": {"name": "penguins", "description": "", "owner": "ml", "tags": [], "revision": 1,
@@ -151,7 +153,8 @@ def create_app(environ):
             scores = [math.exp(-abs(length - centre) / 4) for centre in (38.8, 48.8, 47.5)]
             probabilities = [s / sum(scores) for s in scores]
             best = probabilities.index(max(probabilities))
-            predictions.append({"probabilities": probabilities, "class_id": best, "class_name": classes[best]})
+            name = "Emperor" if faults["wrong_class"] else classes[best]
+            predictions.append({"probabilities": probabilities, "class_id": best, "class_name": name})
         return {"predictions": predictions}, {"X-Model-Version": str(version)}
 
     @app.get("/target/synthetic")

@@ -34,7 +34,20 @@ def test_keys_travel_as_file_paths_not_values(tmp_path):
     assert command[command.index("--slo-profile") + 1] == "dev"
 
 
-def test_usage_errors_exit_2(monkeypatch, capsys):
+def test_local_defaults_to_the_keys_the_local_stack_wrote(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFSHIP_STATE_DIR", str(tmp_path))
+    for variable in ("TFSHIP_API_KEY", "TFSHIP_PREDICT_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "admin.key").write_text("a\n")
+    (tmp_path / "predictor.key").write_text("p\n")
+    args = cli.parser().parse_args(["--env", "local"])
+    cli._default_to_local_keys(args)
+    assert (args.api_key_file, args.predict_api_key_file) == (str(tmp_path / "admin.key"),
+                                                              str(tmp_path / "predictor.key"))
+
+
+def test_usage_errors_exit_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TFSHIP_STATE_DIR", str(tmp_path))  # no local keys there
     monkeypatch.delenv("TFSHIP_API_KEY", raising=False)
     assert cli.run("verify", ["--env", "prod"]) == cli.EXIT_USAGE
     assert "pass --url" in capsys.readouterr().err

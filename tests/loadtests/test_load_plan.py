@@ -15,7 +15,8 @@ def test_each_shape_is_sized_from_its_gate_and_bounded(profile, shape):
     stages = load_plan.stages(shape, profile)
     rates = [s.prediction_users for s in stages]  # one prediction a second per user
     until = [0] + [s.until_s for s in stages]
-    expected_samples = sum(rate * (end - start) for rate, start, end in zip(rates, until, until[1:]))
+    expected_samples = sum(rate * (end - max(start, load_plan.WARMUP_SECONDS))  # the gate judges after warm-up
+                           for rate, start, end in zip(rates, until, until[1:]) if end > load_plan.WARMUP_SECONDS)
     assert expected_samples >= 1.5 * gate.min_samples
     assert min(rates[-1], max(rates)) >= 2 * gate.min_throughput_rps
     assert max(rates) <= MAX_PREDICTION_RPS
@@ -30,3 +31,9 @@ def test_the_hold_override_sets_the_time_at_full_load():
 def test_an_unknown_shape_is_refused():
     with pytest.raises(ValueError, match="unknown shape 'spike'"):
         load_plan.stages("spike", "local")
+
+
+def test_the_rate_override_must_reach_the_minimum_throughput():
+    assert {s.prediction_users for s in load_plan.stages("smoke", "test", prediction_rps=12)} == {12}
+    with pytest.raises(ValueError, match="cannot reach profile staging's minimum throughput of 20/s"):
+        load_plan.stages("smoke", "staging", prediction_rps=10)

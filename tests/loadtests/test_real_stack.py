@@ -1,10 +1,10 @@
 """The gate against the real local stack: the model server serving two trained versions, the API
 under gunicorn in front of it (registry, gateway, canary split 50/50).
 
-Time budget: ~35 s on a quiet machine (the model server's TensorFlow start, two gate runs), on
-top of the session's trained models. Injected latency and errors need the API's fault-injection
-settings (FAULT_SETTINGS below); until service/ declares them those two tests skip, and the
-faults are proven against the target server in test_gate_runs.py.
+Faults come from the API's own fault-injection settings (service/faults.py), each in an extra
+API process on the same registry and model server. Time budget: 60 s for the model server's
+TensorFlow start and four gate runs (two side by side), on top of the session's trained models;
+measured 90-125 s alone (training included) on this shared 2-core machine at load 5-8.
 """
 import re
 from types import SimpleNamespace
@@ -17,12 +17,6 @@ from tests.loadtests.real_stack import RealStack
 
 pytestmark = pytest.mark.slow
 FAULT_SETTINGS = {"latency": {"FAULT_LATENCY_MS": 300}, "errors": {"FAULT_ERROR_RATE": 0.2}}
-
-
-def declared_api_settings():
-    from service.settings import all_settings
-
-    return {setting.name for setting in all_settings()}
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +50,14 @@ def test_the_real_stack_passes_the_gate_and_compares_its_canary(healthy):
     assert verdict["measured"]["prediction_failures"] == 0
 
 
-def test_a_too_short_run_against_the_real_stack_is_inconclusive(too_short):
-    code, line, *_ = too_short
-    assert code == 3, line
-    assert line.startswith("SLO GATE: INCONCLUSIVE [profile test] too few samples: "), line
+def test_a_too_short_run_against_the_real_stack_is_never_a_pass(too_short):
+    """INCONCLUSIVE; or FAIL when its few predictions already prove a breach (a slow machine)."""
+    code, line, verdict, _folder = too_short
+    assert not check_named(verdict, "samples")["passed"]
+    if code == 3:
+        assert line.startswith("SLO GATE: INCONCLUSIVE [profile test] too few samples: "), line
+    else:
+        assert code == 1 and "breached already" in line, line
 
 
 def test_the_api_counts_the_gate_as_synthetic_traffic(stack, healthy):
@@ -73,9 +71,6 @@ def test_the_api_counts_the_gate_as_synthetic_traffic(stack, healthy):
 @pytest.fixture(scope="module")
 def faulty(stack, healthy, tmp_path_factory):
     """Gate runs against extra API processes with each fault injected, side by side."""
-    missing = {k for fault in FAULT_SETTINGS.values() for k in fault} - declared_api_settings()
-    if missing:
-        pytest.skip(f"the API does not declare the fault-injection settings {sorted(missing)} yet")
     running = {}
     for name, settings in FAULT_SETTINGS.items():
         target = SimpleNamespace(url=stack.start_api(**settings), admin_key=stack.admin_key,

@@ -39,10 +39,21 @@ def test_each_breach_fails_and_is_named(changes, breached):
     assert breached in verdict.line
 
 
-def test_too_few_samples_is_inconclusive_even_with_a_breach():
-    verdict = judge(predictions=99, p95_s=0.5)
+def test_too_few_samples_is_inconclusive_while_more_good_ones_could_still_pass():
+    verdict = judge(predictions=60, p95_s=0.5, over_p95_objective=5, prediction_failures=1, failures=1)
     assert (verdict.outcome, verdict.exit_code) == ("INCONCLUSIVE", 3)
-    assert "too few samples: 99 predictions < 100" in verdict.line
+    assert "too few samples: 60 predictions < 100" in verdict.line
+
+
+@pytest.mark.parametrize("changes, certain", [
+    (dict(over_p95_objective=6), "p95 breached already: 6 bad of 60 predictions exceeds 0.05 x the 100"),
+    (dict(over_p99_objective=2), "p99 breached already: 2 bad of 60"),
+    (dict(prediction_failures=2, failures=2), "error ratio breached already: 2 bad of 60"),
+])
+def test_too_few_samples_fail_when_the_breach_is_already_certain(changes, certain):
+    verdict = judge(predictions=60, **changes)
+    assert (verdict.outcome, verdict.exit_code) == ("FAIL", 1)
+    assert certain in verdict.line
 
 
 def test_a_saturated_generator_fails_the_run_as_untrustworthy():

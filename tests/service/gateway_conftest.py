@@ -1,6 +1,6 @@
 """Real servers for the gateway's tests: a fault-injecting HTTP server and the local model server.
 
-Import the fixtures into a test module (``from gateway_conftest import fault_server``).
+Import the fixtures into a test module (``from tests.service.gateway_conftest import fault_server``).
 ``FaultServer`` is a real HTTP/1.1 server in a thread that answers like TF Serving or fails on
 demand (sleeps, 5xx, non-JSON): fault injection against real HTTP, not a mock.
 """

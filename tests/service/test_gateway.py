@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import sessionmaker
 
-from gateway_conftest import (MODEL_NAME, fault_server, model_server,  # noqa: F401 (fixtures)
+from tests.service.gateway_conftest import (MODEL_NAME, fault_server, model_server,  # noqa: F401 (fixtures)
                               penguin_models)
 from service import db, gateway
 

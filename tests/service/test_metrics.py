@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_conftest import free_port
+from tests.service.gateway_conftest import free_port
 from monitoring import metrics as catalogue
 from service import metrics
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gateway_conftest import fault_server, free_port  # noqa: F401 (fixture)
+from tests.service.gateway_conftest import fault_server, free_port  # noqa: F401 (fixture)
 from service import upstream
 from service.upstream import CircuitBreaker, ModelServerClient, RetryBudget
 

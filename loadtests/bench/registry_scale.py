@@ -1,0 +1,140 @@
+"""Registry at scale: 100,000 models with a version each; a filtered list page through the API.
+
+The tables are filled with SQLAlchemy core (executemany in chunks): the API's ORM would take
+minutes for 100,000 rows, and only the read path is measured.
+"""
+import datetime
+import os
+import time
+
+import sqlalchemy as sa
+
+from loadtests.bench import arithmetic, measure, servers
+
+OWNERS = 10        # model i belongs to team-(i % 10)
+STABLE_EVERY = 3   # model i has a stable version when i % 3 == 0 (else staged)
+TAGS = 20
+FILTERS = {"owner": "team-03", "status": "stable"}
+PER_PAGE, PAGE = 50, 50
+CHUNK = 10_000
+
+
+def expected_total(models):
+    """Models the FILTERS match: owner team-03 and a stable version."""
+    return sum(1 for i in range(1, models + 1) if i % OWNERS == 3 and i % STABLE_EVERY == 0)
+
+
+def query(models):
+    """The list query: FILTERS, PER_PAGE, and page PAGE (or the last full page for a smaller registry)."""
+    return dict(FILTERS, per_page=PER_PAGE, page=max(1, min(PAGE, expected_total(models) // PER_PAGE)))
+
+
+def seed(url, models):
+    """Migrate the database at `url` and fill it with `models` models, versions and tags."""
+    from service import migrate
+    from service.tables import ModelTag, ModelVersion, RegisteredModel
+
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        with engine.begin() as connection:
+            for first in range(1, models + 1, CHUNK):
+                ids = range(first, min(first + CHUNK, models + 1))
+                connection.execute(sa.insert(RegisteredModel.__table__), [
+                    {"id": i, "name": f"model-{i:06d}", "description": "", "owner": f"team-{i % OWNERS:02d}",
+                     "created_at": now, "updated_at": now, "revision": 1} for i in ids])
+                connection.execute(sa.insert(ModelVersion.__table__), [
+                    {"id": i, "model_id": i, "version": 1,
+                     "status": "stable" if i % STABLE_EVERY == 0 else "staged",
+                     "artifact_uri": f"file:///models/model-{i:06d}/1", "metrics": {"accuracy": 0.9},
+                     "input_schema": {}, "feature_statistics": {}, "created_at": now, "updated_at": now,
+                     "revision": 1} for i in ids])
+                connection.execute(sa.insert(ModelTag.__table__), [
+                    {"model_id": i, "tag": f"tag-{i % TAGS:02d}"} for i in ids])
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(sa.text("ANALYZE"))
+        else:
+            with engine.begin() as connection:
+                connection.execute(sa.text("ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+def database_only(url, models, calls=50):
+    """The list's two statements (count, then the page) straight on the database, no API: ms per call.
+
+    Separates the database's share of the API's latency from the API's own (auth, ORM, JSON).
+    """
+    from service.tables import ModelVersion, RegisteredModel
+
+    chosen = query(models)
+    filtered = sa.select(RegisteredModel.__table__).where(RegisteredModel.owner == chosen["owner"]).where(
+        RegisteredModel.id.in_(sa.select(ModelVersion.model_id).where(ModelVersion.status == chosen["status"])))
+    count = sa.select(sa.func.count()).select_from(filtered.subquery())
+    page = filtered.order_by(RegisteredModel.name, RegisteredModel.id).limit(PER_PAGE).offset(
+        (chosen["page"] - 1) * PER_PAGE)
+    engine = sa.create_engine(url)
+    durations = []
+    try:
+        with engine.connect() as connection:
+            for _ in range(calls + 1):
+                started = time.perf_counter()
+                total = connection.execute(count).scalar_one()
+                rows = connection.execute(page).all()
+                durations.append(1000 * (time.perf_counter() - started))
+    finally:
+        engine.dispose()
+    if total != expected_total(models) or len(rows) != PER_PAGE:
+        raise AssertionError(f"unexpected database answer: total {total}, {len(rows)} rows")
+    durations = durations[1:]  # the first call warms the connection and the statement cache
+    return {"calls": calls, "p50_ms": round(arithmetic.percentile(durations, 50), 3),
+            "p99_ms": round(arithmetic.percentile(durations, 99), 3)}
+
+
+# Indexes the list query could use, tried on the scratch database only (the registry's schema is
+# not changed here): the version-status filter as a covering index, and owner with the sort order.
+CANDIDATE_INDEXES = (
+    "CREATE INDEX bench_versions_status_model ON model_versions (status, model_id)",
+    "CREATE INDEX bench_models_owner_name ON models (owner, name, id)",
+)
+
+
+def with_candidate_indexes(url, models):
+    """database_only() again after adding CANDIDATE_INDEXES: what an index change would buy."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for statement in CANDIDATE_INDEXES:
+                connection.execute(sa.text(statement))
+            connection.execute(sa.text("ANALYZE"))
+    finally:
+        engine.dispose()
+    return dict(database_only(url, models), indexes=list(CANDIDATE_INDEXES))
+
+
+def measure_list(database_url, root, models, seconds, database_pid=None):
+    """Seed, start the API on the database, check the answer, then wrk the list at c=1."""
+    seed(database_url, models)
+    database = database_only(database_url, models)
+    env = dict(os.environ, TFSHIP_API_DATABASE_URL=database_url, TFSHIP_API_DATA_DIR=str(root))
+    key = servers.tfship("keys", "create", "--role", "reader", "--name", "bench", env=env).strip()
+    port = servers.free_port()
+    api = servers.api(port, env, root / "api.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        api.wait_ready(lambda: servers.api_ready(url))
+        chosen = query(models)
+        list_url = f"{url}/api/v1/models?" + "&".join(f"{k}={v}" for k, v in chosen.items())
+        page = servers.get_json(list_url, timeout=10, headers={"Authorization": f"Bearer {key}"})
+        if page["total"] != expected_total(models) or len(page["items"]) != PER_PAGE:
+            raise AssertionError(f"unexpected page: total {page['total']}, {len(page['items'])} items")
+        measure.run(list_url, seconds=1, pids={}, authorization=f"Bearer {key}")
+        pids = {"api": api.pid, **({"database": database_pid} if database_pid else {})}
+        run = measure.run(list_url, seconds=seconds, pids=pids, authorization=f"Bearer {key}",
+                          idle=measure.idle_rates(pids, 0.5))
+    finally:
+        api.stop()
+    return dict(run, total=page["total"], query=chosen, models=models, database_only=database,
+                database_only_with_indexes=with_candidate_indexes(database_url, models))

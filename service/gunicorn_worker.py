@@ -1,0 +1,203 @@
+"""gunicorn's gthread worker, hardened against slow clients: threads only serve whole requests.
+
+Stock gthread hands a connection to a thread as soon as its first byte arrives; a client that
+then trickles its headers or its body (slowloris) holds that thread, and a few dozen such
+clients hold them all. Here the worker's event loop reads each request without a thread
+(non-blocking reads into a buffer): its headers and a Content-Length body up to
+MAX_CONTENT_LENGTH. Only a complete request goes to a thread. A request that is not complete
+within READ_TIMEOUT_S gets 408 and the connection is closed. Bodies the event loop does not
+collect (chunked, Expect: 100-continue, or over MAX_CONTENT_LENGTH, which the app refuses with
+413 unread) are read by the thread under the same total deadline. A body the app left unread
+is not drained for seconds: the connection is closed instead.
+
+TLS connections are handed over as in stock gthread (the handshake needs the thread); in the
+cluster TLS ends at the ingress, which buffers requests itself.
+"""
+import collections
+import errno
+import selectors
+import socket
+import time
+from concurrent import futures
+from functools import partial
+
+from gunicorn import util
+from gunicorn.workers import gthread
+
+from service.settings import Setting, from_environment
+
+SETTINGS = (
+    Setting("READ_TIMEOUT_S", 15.0, "Seconds a client has to send a whole request (headers and "
+            "body) to gunicorn; it is read without a worker thread, and a slower one gets 408."),
+)
+HEADER_END = b"\r\n\r\n"
+MAX_HEADER_BYTES = 64 * 1024
+UNREAD_BODY_DRAIN_S = 0.2
+_TIMEOUT_BODY = (b'{"error":{"code":"request_timeout","message":"the request did not arrive in '
+                 b'time; send it faster"}}')
+TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                  b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
+
+
+class BodyDeadlineSocket:
+    """The client socket as the request parser sees it: every recv() shares one deadline."""
+
+    def __init__(self, sock, budget_s):
+        self._sock, self._budget_s = sock, budget_s
+        self.restart()
+
+    def restart(self):
+        self._deadline = time.monotonic() + self._budget_s
+
+    def recv(self, size, *flags):
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("the request body did not arrive in time")
+        previous = self._sock.gettimeout()  # gunicorn's own (e.g. its drain deadline) may be tighter
+        self._sock.settimeout(remaining if previous is None else min(previous, remaining))
+        try:
+            return self._sock.recv(size, *flags)
+        finally:
+            self._sock.settimeout(previous)  # writing the response is not under this deadline
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class LingerElsewhereConn(gthread.TConn):
+    """A connection whose lingering close (RFC 9112 9.6: up to 2 s reading what the client still
+    sends) runs on a small pool, not on the worker's event loop, which it would stall."""
+
+    closer = None
+
+    def close(self, graceful=False):
+        if graceful and self.closer is not None:
+            self.sock.setblocking(True)
+            self.closer.submit(util.close_graceful, self.sock)
+        else:
+            super().close(graceful)
+
+
+class WholeRequestWorker(gthread.ThreadWorker):
+    """gthread whose threads start on a request only once it has arrived (see the module)."""
+
+    def init_process(self):
+        self.read_timeout = float(from_environment("READ_TIMEOUT_S"))
+        self.max_body = int(from_environment("MAX_CONTENT_LENGTH"))
+        self.reading_conns = collections.deque()
+        LingerElsewhereConn.closer = futures.ThreadPoolExecutor(4, thread_name_prefix="linger")
+        super().init_process()
+
+    def accept(self, listener):
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = LingerElsewhereConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        if self.cfg.is_ssl:
+            client_sock.setblocking(True)
+            self.enqueue_req(conn)
+        else:
+            self._collect_request(conn)
+
+    def on_client_socket_readable(self, conn, client):
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        if self.cfg.is_ssl:
+            self.enqueue_req(conn)
+        else:
+            self._collect_request(conn)
+
+    def _collect_request(self, conn):
+        conn.sock.setblocking(False)
+        conn.request_bytes = bytearray()
+        conn.timeout = time.monotonic() + self.read_timeout
+        self.reading_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_request_bytes, conn))
+        self._on_request_bytes(conn, conn.sock)  # bytes may be waiting already
+
+    def _on_request_bytes(self, conn, client):
+        try:
+            data = conn.sock.recv(MAX_HEADER_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        conn.request_bytes += data
+        end = conn.request_bytes.find(HEADER_END)
+        if end < 0 and len(conn.request_bytes) <= MAX_HEADER_BYTES:
+            return
+        # Headers complete (or too long: the parser refuses them without waiting for more).
+        if end >= 0 and len(conn.request_bytes) < end + len(HEADER_END) + self._body_to_collect(
+                bytes(conn.request_bytes[:end])):
+            return
+        self.poller.unregister(conn.sock)
+        self.reading_conns.remove(conn)
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def _body_to_collect(self, head):
+        """Return how many body bytes the event loop collects before a thread takes over."""
+        lines = head.lower().split(b"\r\n")
+        fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+        if b"transfer-encoding" in fields or b"expect" in fields:
+            return 0
+        try:
+            length = int(fields.get(b"content-length", b"0").strip())
+        except ValueError:
+            return 0  # the parser answers 400
+        return length if 0 <= length <= self.max_body else 0
+
+    def _drop(self, conn, answer=b""):
+        try:
+            self.poller.unregister(conn.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        try:
+            self.reading_conns.remove(conn)
+        except ValueError:
+            pass
+        if answer:
+            try:
+                conn.sock.send(answer)  # best effort, never blocks: the socket is non-blocking
+            except OSError:
+                pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        while self.reading_conns and self.reading_conns[0].timeout <= now:
+            conn = self.reading_conns[0]
+            self._drop(conn, TIMEOUT_ANSWER if conn.request_bytes else b"")
+
+    def handle(self, conn):
+        buffered = getattr(conn, "request_bytes", None)
+        if buffered is not None:
+            conn.request_bytes = None
+            conn.sock.setblocking(True)
+            conn.init()
+            unreader = conn.parser.unreader
+            if not isinstance(unreader.sock, BodyDeadlineSocket):
+                unreader.sock = BodyDeadlineSocket(unreader.sock, self.read_timeout)
+            unreader.sock.restart()
+            unreader.unread(bytes(buffered))
+        return super().handle(conn)
+
+    def _keepalive_after(self, conn, keepalive):
+        """Keep the connection only if the body the app left unread is drained at once.
+
+        Stock gthread drains it for up to 5 s in the thread; a caller refused (401, 413) in the
+        middle of a large upload would hold the thread that long. Closing is cheaper.
+        """
+        if not keepalive:
+            return False
+        return bool(conn.parser.finish_body(deadline=time.monotonic() + UNREAD_BODY_DRAIN_S))

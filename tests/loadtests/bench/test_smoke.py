@@ -1,0 +1,57 @@
+"""One tiny benchmark run against a real model server, from wrk to results.json and Markdown.
+
+A one-signature SavedModel (y = 2x) is served by `tfship model-server`; the efficiency section
+measures it over HTTP with wrk and in process with `python -m model.bench`, one second a side.
+Budget: ~20 s on a quiet machine (three TensorFlow imports: the export, the server, model.bench).
+"""
+import json
+
+import pytest
+
+from loadtests.bench import model_server, report, runner, servers
+from tests.model.server.fixture_models import export_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench-smoke")
+    version_dir = root / "tiny" / "1"
+    export_tiny(str(version_dir))
+    port = servers.free_port()
+    server = servers.model_server([f"--rest_api_port={port}", f"--port={servers.free_port()}",
+                                   "--model_name=tiny", f"--model_base_path={root / 'tiny'}"],
+                                  None, root / "model-server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_ready(lambda: servers.versions_available(url, "tiny"), timeout=90)
+        yield server, url, version_dir, root
+    finally:
+        server.stop()
+
+
+def test_the_pipeline_writes_a_well_formed_result(tiny_server):
+    server, url, version_dir, root = tiny_server
+    results = runner.new_results(seconds=1, registry_models=0)
+    rows = [{"x": 0.5}, {"x": 1.5}, {"x": -2.0}]
+    baseline, runs, ratios = model_server.measure_efficiency(
+        f"{url}/v1/models/tiny/versions/1:predict", server.pid, version_dir, rows, 1, root, batch_sizes=(1, 4))
+    results["runs"]["efficiency"], results["in_process"], results["efficiency_ratios"] = runs, baseline, ratios
+    results = runner.finish(results)
+
+    for size in (1, 4):
+        run = runs[f"batch_{size}"]
+        assert run["errors"] == 0 and run["requests"] > 10, run
+        assert run["rows_per_s"] == pytest.approx(run["rps"] * size, rel=0.01)
+        assert 0 < run["p50_ms"] <= run["p99_ms"]
+        assert run["cpu_s"]["model_server"] > 0  # the server's own accounting over the run
+        assert run["stdlib_json_ms"] > 0
+        assert baseline["rows_per_s"][str(size)] > 0 and ratios[str(size)] > 0
+    assert baseline["rows_per_s"]["4"] > baseline["rows_per_s"]["1"]  # batching pays in process
+
+    report.write_json(results, root / "out" / "results.json")
+    saved = json.loads((root / "out" / "results.json").read_text())
+    assert saved["runs"]["efficiency"]["batch_4"]["rows"] == 4
+    assert {row["verdict"] for row in saved["verdicts"]} == {"not measured"}  # b128 was not run
+    markdown = report.markdown(saved)
+    assert "## Model server efficiency" in markdown and "## Gateway" not in markdown
+    assert f"| 4 | {report._value(runs['batch_4']['rows_per_s'])} |" in markdown

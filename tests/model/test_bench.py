@@ -1,0 +1,54 @@
+"""`python -m model.bench`: rows/s of a SavedModel signature in process. Budget: ~6 s (TF import, one save)."""
+import json
+import math
+
+import pytest
+
+from model import bench
+from tests.model.server.fixture_models import export_tiny
+
+
+def test_columns_cycle_the_rows_to_the_batch_size():
+    rows = [{"x": 1.0, "s": "a"}, {"x": math.nan, "s": "b"}]
+    cols = bench.columns(rows, 3)
+    assert cols["s"] == ["a", "b", "a"]
+    assert cols["x"][0] == 1.0 and math.isnan(cols["x"][1])
+
+
+def test_measure_calls_at_least_the_minimum_and_times_each_call():
+    calls = []
+    durations = bench.measure(lambda **inputs: calls.append(inputs), {"x": 1}, seconds=0.0, min_calls=4)
+    assert len(durations) == 4 and len(calls) == 5  # plus the first, untimed call
+    assert all(d >= 0 for d in durations)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return export_tiny(str(tmp_path_factory.mktemp("bench") / "1"))
+
+
+def test_the_command_prints_rows_per_second_per_batch_size(tiny, tmp_path, capsys):
+    # In process: the smoke test in tests/loadtests/bench runs it as `python -m model.bench`.
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{"x": 1.0}, {"x": 2.0}]))
+    assert bench.main(["--model-dir", tiny, "--rows-file", str(rows), "--batch-sizes", "1,16",
+                       "--seconds", "0.3"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["rows_per_s"]) == {"1", "16"} and result["calls"]["1"] >= 5
+    assert result["rows_per_s"]["16"] > result["rows_per_s"]["1"] > 0
+    assert result["median_call_ms"]["1"] > 0
+
+
+@pytest.mark.parametrize("content, batch_sizes, message", [
+    ("[]", "1", "non-empty JSON list"),
+    ('{"x": 1}', "1", "non-empty JSON list"),
+    ('[{"x": 1}]', "0", "positive"),
+    ('[{"x": 1}]', "1,a", "positive"),
+])
+def test_bad_arguments_are_refused(tmp_path, capsys, content, batch_sizes, message):
+    rows = tmp_path / "rows.json"
+    rows.write_text(content)
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--model-dir", str(tmp_path), "--rows-file", str(rows), "--batch-sizes", batch_sizes])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
