@@ -20,7 +20,7 @@ export KERAS_HOME ?= $(CURDIR)/.tfship/keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 comma := ,
-.PHONY: uv setup train demo up down status test lock clean generate generate-check render
+.PHONY: uv setup train demo up down status test lock clean generate generate-check render bench
 
 setup: $(STAMP) $(INFRA_STAMP) $(SCAN_STAMP)
 
@@ -70,6 +70,11 @@ test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@# The Pulumi programs run in their own virtualenv (no TensorFlow); the local stack's tests above.
 	$(INFRA_VENV)/bin/pytest tests/infra --ignore=tests/infra/local $(PYTEST_ARGS)
+
+# Side-by-side benchmarks on loopback (wrk); writes BENCHMARKS.md and build/bench/results.json.
+bench: setup
+	$(TFSHIP) doctor --install
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
 
 # Regenerate monitoring/generated/ from the SLO file (`make generate-check` fails on drift).
 generate: setup

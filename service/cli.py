@@ -15,7 +15,13 @@ def _api(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: TFSHIP_API_WORKERS)")
+    parser.add_argument("--self-signed-tls", action="store_true", help=(
+        "serve HTTPS with a certificate for localhost made (once) under <DATA_DIR>/tls; "
+        "clients trust <DATA_DIR>/tls/cert.pem. For local use: elsewhere set "
+        "TFSHIP_API_TLS_CERT_FILE/KEY_FILE, or end TLS at the ingress."))
     args = parser.parse_args(argv)
+    if args.self_signed_tls:
+        _use_self_signed_certificate()
     if args.dev:
         from service import create_app
         create_app().run(host=args.host, port=args.port, use_reloader=False)
@@ -25,6 +31,21 @@ def _api(argv):
     if args.workers:
         command += ["--workers", str(args.workers)]
     os.execv(sys.executable, command + ["service:create_app()"])
+
+
+def _use_self_signed_certificate():
+    """Point TFSHIP_API_TLS_* at <DATA_DIR>/tls/{cert,key}.pem, generating them when absent."""
+    from flask import Config
+    from service import settings, tls
+    config = Config(os.getcwd())
+    settings.load(config)
+    folder = os.path.join(config["DATA_DIR"], "tls")
+    cert_file, key_file = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    if not (os.path.exists(cert_file) and os.path.exists(key_file)):
+        tls.generate_self_signed(cert_file, key_file)
+        print(f"made a self-signed certificate for localhost: {cert_file}", file=sys.stderr)
+    os.environ[f"{settings.ENV_PREFIX}_TLS_CERT_FILE"] = cert_file
+    os.environ[f"{settings.ENV_PREFIX}_TLS_KEY_FILE"] = key_file
 
 
 def _db(argv):

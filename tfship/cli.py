@@ -18,6 +18,7 @@ COMMANDS = {
     "status": ("infra.local.cli", "show the local stack's processes"),
     "demo": ("infra.local.demo", "train, start the local stack and show predictions"),
     "verify": ("loadtests.cli", "run the post-deploy SLO gate against an environment"),
+    "bench": ("loadtests.bench.cli", "run the side-by-side benchmarks (make bench)"),
     "doctor": ("tfship.doctor", "check (and optionally install) the system tools the tests need"),
 }
 

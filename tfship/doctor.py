@@ -15,6 +15,8 @@ TOOLS = {
     "prometheus": ("prometheus", "the local stack's Prometheus and the live monitoring tests"),
     "amtool": ("prometheus-alertmanager", "Alertmanager routing tests"),
     "wrk": ("wrk", "benchmarks and gateway latency measurements"),
+    "redis-server": ("redis-server", "rate limits shared across API workers"),
+    "openssl": ("openssl", "the local API's self-signed TLS certificate"),
 }
 POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
 POSTGRES_PACKAGE = "postgresql"

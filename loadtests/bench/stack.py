@@ -14,7 +14,9 @@ class LocalStack:
     def __init__(self, root, models_dir):
         self.root = root
         self.state = root / "state"
-        self.env = dict(os.environ, TFSHIP_STATE_DIR=str(self.state), TFSHIP_MODELS_DIR=str(models_dir),
+        # One key sends every benchmark request: the per-key rate limit would measure itself.
+        self.env = dict(os.environ, TFSHIP_API_RATELIMIT_ENABLED="false",
+                        TFSHIP_STATE_DIR=str(self.state), TFSHIP_MODELS_DIR=str(models_dir),
                         TFSHIP_MODEL_SERVER_PORT=str(servers.free_port()),
                         TFSHIP_MODEL_SERVER_GRPC_PORT=str(servers.free_port()),
                         TFSHIP_API_PORT=str(servers.free_port()),

@@ -103,19 +103,33 @@ class Driver:
             self.promote(reason="every traffic step passed", measurements=measured)
 
     def _bake(self, stable, canary, weight, seconds, metrics_urls, thresholds):
-        """Wait seconds; with metrics, judge the step and abort the canary when it fails."""
+        """Wait seconds; with metrics, judge the step and abort the canary when it fails.
+
+        A step passes only on enough canary calls (thresholds.min_calls): the bake goes on,
+        seconds at a time, until it has them or until five bakes (at least 30 s) passed, and
+        a step that saw too little traffic to judge fails rather than passes.
+        """
         if not metrics_urls:
             self.sleep(seconds)
             return {}
+        started, measured = time.monotonic(), {}
+        longest = max(30.0, 5 * seconds)
         try:
             before = analysis.snapshot(metrics_urls)
-            self.sleep(seconds)
-            measured = analysis.measure(before, analysis.snapshot(metrics_urls), self.model,
-                                        stable, canary)
+            while True:
+                self.sleep(seconds)
+                measured = analysis.measure(before, analysis.snapshot(metrics_urls), self.model,
+                                            stable, canary)
+                reasons = analysis.judge(measured, thresholds)
+                calls = measured["canary"]["calls"]
+                if reasons or calls >= thresholds.min_calls:
+                    break
+                if time.monotonic() - started >= longest:
+                    reasons = [f"only {calls:g} canary calls in {longest:g} s: too few to judge "
+                               f"(--min-calls {thresholds.min_calls})"]
+                    break
         except analysis.MetricsUnavailable as error:
-            reasons, measured = [f"the gateway metrics are unavailable ({error})"], {}
-        else:
-            reasons = analysis.judge(measured, thresholds)
+            reasons = [f"the gateway metrics are unavailable ({error})"]
         calls = measured.get("canary", {}).get("calls", 0)
         self.out(f"[rollout] step {_percent(weight)}: {calls:g} canary calls, PSI "
                  f"{measured.get('psi', 0.0):.3f}: " + ("; ".join(reasons) or "passed"))

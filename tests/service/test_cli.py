@@ -19,6 +19,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from service import migrate
+
 TFSHIP = os.path.join(os.path.dirname(sys.executable), "tfship")
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 KEY_SECRET = "a-secret-from-the-environment-0123456789"
@@ -134,7 +136,7 @@ def test_migrate_keys_and_crud_under_gunicorn(api_env, tmp_path, capsys):
         assert session.get(f"{models}/e2e", headers=admin, timeout=10).status_code == 404
         ready = session.get(f"{base}/readyz", timeout=10).json()
         assert ready["dependencies"]["database"] == {**ready["dependencies"]["database"],
-                                                     "status": "ok", "revision": "0001"}
+                                                     "status": "ok", "revision": migrate.current_head()}
         assert ready["dependencies"]["model_server"]["status"] == "down"
 
         # Six calls hit /api/v1/models/<name>, served by either worker: the counter, read

@@ -1,6 +1,8 @@
 """/healthz and /readyz: open, and ready through a database or model-server outage. Budget: ~2 s."""
 import shutil
 
+from service import migrate
+
 
 def test_healthz_is_open(client):
     answer = client.get("/healthz")
@@ -11,7 +13,7 @@ def test_readyz_reports_dependencies(client):
     answer = client.get("/readyz")
     assert answer.status_code == 200
     database = answer.json["dependencies"]["database"]
-    assert database["status"] == "ok" and database["revision"] == "0001"
+    assert database["status"] == "ok" and database["revision"] == migrate.current_head()
     model_server = answer.json["dependencies"]["model_server"]
     assert model_server["status"] == "down"  # nothing listens at the configured URL
     metrics = client.get("/metrics").get_data(as_text=True)

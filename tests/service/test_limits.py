@@ -8,7 +8,6 @@ import concurrent.futures
 import pytest
 import requests
 
-from service.limits import caller_prefix  # noqa: F401 (the module under test)
 from tests.service.reliability.api_process import ApiProcess
 from tests.service.reliability.stores import RedisServer, registry_with_keys
 

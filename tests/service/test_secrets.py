@@ -16,7 +16,6 @@ import os
 import statistics
 import time
 
-import pytest
 import requests
 
 from service import auth

@@ -1,7 +1,7 @@
 """TLS: gunicorn serves HTTPS with a generated certificate (and HSTS), and the gateway's link to
 the model server verifies the server's certificate against MODEL_SERVER_CA_BUNDLE.
 
-Budget: ~4 s (openssl twice, one gunicorn start, a TLS HTTP server in a thread).
+Budget: ~7 s (openssl twice, two gunicorn starts, a TLS HTTP server in a thread).
 """
 import json
 import os
@@ -54,6 +54,19 @@ def test_gunicorn_serves_https_with_hsts(certificate, tmp_path):
             requests.get(api.url.replace("https", "http") + "/healthz", timeout=5)
     finally:
         api.stop()
+
+
+def test_tfship_api_self_signed_tls_makes_and_serves_a_certificate(tmp_path):
+    settings, _ = registry_with_keys(tmp_path)
+    cert_file = tmp_path / "tls" / "cert.pem"  # <DATA_DIR>/tls
+    api = ApiProcess(settings, tmp_path / "api.log", workers=1, scheme="https",
+                     verify=str(cert_file), extra_args=["--self-signed-tls"])
+    try:
+        api.start()  # its health check trusts only the generated certificate
+        assert (tmp_path / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+    finally:
+        api.stop()
+    assert "self-signed certificate" in api.log()
 
 
 class _StatusHandler(BaseHTTPRequestHandler):

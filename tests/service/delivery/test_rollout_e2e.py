@@ -7,10 +7,13 @@ reconciler running beside it and a client sending predictions throughout.
 - rollback to previous reaches the model server and every gateway answer within 3 s;
 - a canary that fails to load: every canary call falls back to stable (zero client failures,
   counted in tfship_canary_fallbacks_total); `rollout start` waiting for it aborts by itself;
-- a breaking input schema is refused unless forced; the history holds every transition.
+- a canary answering 200 with wrong predictions is rolled back automatically (class PSI);
+- a breaking input schema is refused; a crashed driver resumes from the registry's progress;
+  the history holds every transition.
 
-Budget: ~70 s (training the two versions once per session ~20 s, `tfship up` ~15 s, the
-scenarios ~30 s of waiting on real polls).
+Budget: ~100 s alone on the shared 2 cores (training the two versions, shared with the other
+suites, ~30 s; `tfship up` ~20 s; the scenarios ~35 s of real polls and bakes; `tfship down`
+~10 s).
 """
 import json
 import os

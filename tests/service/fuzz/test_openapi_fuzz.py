@@ -20,7 +20,7 @@ from schemathesis.checks import (content_type_conformance, negative_data_rejecti
                                  response_schema_conformance, status_code_conformance)
 
 from tests.service.conftest import ROLES, make_version_body
-from tests.service.gateway_conftest import fault_server  # noqa: F401 (fixture)
+from tests.service.gateway_conftest import FaultServer
 
 KNOWN = "fuzzed"
 EXAMPLES_PER_KIND = 6
@@ -43,7 +43,7 @@ def seed(client, headers):
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(sqlite_url, data_dir, fault_server):  # noqa: F811
+def fuzz_app(sqlite_url, data_dir, fault_server):
     from tests.service.conftest import close_app, make_app
     app = make_app(sqlite_url, data_dir, MODEL_SERVER_URL=fault_server.url,
                    RATELIMIT_PER_KEY="1000000 per minute")
@@ -52,8 +52,8 @@ def fuzz_app(sqlite_url, data_dir, fault_server):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def fault_server():  # noqa: F811 (module-scoped here: one upstream for every case)
-    from tests.service.gateway_conftest import FaultServer
+def fault_server():
+    """One TF-Serving-shaped upstream (a real HTTP server) for every case."""
     server = FaultServer()
     yield server
     server.close()

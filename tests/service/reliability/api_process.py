@@ -14,7 +14,8 @@ from tests.conftest import free_port
 class ApiProcess:
     """``python -m tfship.cli api`` on a free port with TFSHIP_API_* settings; stop() always."""
 
-    def __init__(self, settings, log_path, *, workers=2, scheme="http", verify=True):
+    def __init__(self, settings, log_path, *, workers=2, scheme="http", verify=True,
+                 extra_args=()):
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.log_path, self.verify = log_path, verify
@@ -22,7 +23,7 @@ class ApiProcess:
                     **{f"TFSHIP_API_{name}": str(value) for name, value in settings.items()}}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.command = [sys.executable, "-m", "tfship.cli", "api", "--port", str(self.port),
-                        "--workers", str(workers)]
+                        "--workers", str(workers), *extra_args]
         self.workers = workers
         self.process = None
 
@@ -39,7 +40,7 @@ class ApiProcess:
                                 verify=self.verify).status_code == 200 and \
                         len(self.worker_pids()) >= self.workers:
                     return self
-            except requests.RequestException:
+            except OSError:  # requests' errors, or a CA file that does not exist yet
                 time.sleep(0.1)
         self.stop()
         pytest.fail(f"the API did not start:\n{self.log()[-3000:]}")

@@ -2,7 +2,8 @@
 predictions succeed again within 2 s of the restarted server reporting AVAILABLE, with no API
 restart. Real gunicorn (2 workers), real model server, production upstream settings.
 
-Budget: ~20 s (the model server's restart dominates: TensorFlow import and model load).
+Budget: ~25 s, nearly all of it the model server's restart (TensorFlow import and model load);
+more on a busy machine.
 """
 import threading
 import time
@@ -42,14 +43,14 @@ def test_kill_under_load_gives_only_503_and_recovers_fast(tmp_path, start_api, m
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1.0)
+        time.sleep(0.5)
         model_server.process.kill()  # no goodbye: connections die mid-flight
         model_server.process.wait(timeout=10)
         killed_at = time.monotonic()
-        time.sleep(1.0)
+        time.sleep(0.5)
         model_server.start()  # returns when every version reports AVAILABLE
         available_at = time.monotonic()
-        time.sleep(RECOVERY_S + 1.5)
+        time.sleep(RECOVERY_S + 0.5)
     finally:
         stop.set()
         for thread in threads:
