@@ -17,7 +17,7 @@ def judge(canary=None, **changes):
 
 
 def test_the_gate_reads_its_thresholds_from_the_slo_file():
-    assert (GATE.p95_seconds, GATE.p99_seconds, GATE.max_error_ratio, GATE.min_samples) == (0.1, 0.25, 0.01, 100)
+    assert (GATE.p95_seconds, GATE.p99_seconds, GATE.max_error_ratio, GATE.min_samples) == (0.25, 0.5, 0.01, 100)
 
 
 def test_a_healthy_run_passes_with_one_verdict_line():
@@ -27,8 +27,8 @@ def test_a_healthy_run_passes_with_one_verdict_line():
 
 
 @pytest.mark.parametrize("changes, breached", [
-    (dict(p95_s=0.15), "p95 150 ms breaches <= 100 ms"),
-    (dict(p99_s=0.3), "p99 300 ms breaches <= 250 ms"),
+    (dict(p95_s=0.3), "p95 300 ms breaches <= 250 ms"),
+    (dict(p99_s=0.6), "p99 600 ms breaches <= 500 ms"),
     (dict(prediction_failures=3, failures=3), "error ratio 0.0200 breaches <= 0.01"),
     (dict(failures=5), "error ratio, all requests 0.0294 breaches <= 0.01"),
     (dict(duration_s=60.0), "throughput 2.5 rps breaches >= 5 rps"),
