@@ -48,7 +48,7 @@ def too_short(healthy, tmp_path_factory):
 def faulty(start_target, tmp_path_factory, healthy, too_short):
     """The failing runs, a prod run and a distributed run, concurrently, each against its own target."""
     scenarios = {
-        "latency": (dict(TARGET_LATENCY_MS=300), ()),
+        "latency": (dict(TARGET_LATENCY_MS=600), ()),
         "errors": (dict(TARGET_ERROR_RATE=0.2), ()),
         "canary": (dict(TARGET_CANARY=3, TARGET_CANARY_WEIGHT=0.5, TARGET_CANARY_LATENCY_MS=600,
                         TARGET_CANARY_ERROR_RATE=0.1), ()),

@@ -16,7 +16,7 @@ from tests.loadtests.gate_runner import check_named, failed_only_on_latency, fin
 from tests.loadtests.real_stack import RealStack
 
 pytestmark = pytest.mark.slow
-FAULT_SETTINGS = {"latency": {"FAULT_LATENCY_MS": 300}, "errors": {"FAULT_ERROR_RATE": 0.2}}
+FAULT_SETTINGS = {"latency": {"FAULT_LATENCY_MS": 600}, "errors": {"FAULT_ERROR_RATE": 0.2}}
 
 
 @pytest.fixture(scope="module")
