@@ -1,6 +1,6 @@
 """Fixtures for the monitoring tests: the generated files, and a real Prometheus loaded with the rules."""
+import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -10,14 +10,9 @@ import requests
 import yaml
 
 from monitoring.generate import GENERATED
+from tests.conftest import free_port
 
 PROMETHEUS_DIR = GENERATED / "prometheus"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tool(*names):
@@ -46,6 +41,19 @@ def wait_ready(url, process, timeout=15):
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def serving(command, log_path, port):
+    """Run a Prometheus-family server on a loopback port until the block ends; yield its URL."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{url}/-/ready", process)
+            yield url
+        finally:
+            stop(process)
 
 
 def stop(process):
@@ -77,17 +85,9 @@ def prometheus(tmp_path_factory, rule_files):
               "rule_files": [str(path) for path in rule_files],
               "scrape_configs": [{"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (root / "prometheus.log").open("w")
-    process = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{url}/-/ready", process)
+    with serving([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
+                  f"--web.listen-address=127.0.0.1:{port}"], root / "prometheus.log", port) as url:
         yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 def query(prometheus_url, expr):

@@ -2,7 +2,6 @@
 
 Budget: ~3 s (one Alertmanager process on a free port).
 """
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +10,7 @@ import requests
 import yaml
 
 from monitoring import alertmanager
-from tests.monitoring.conftest import GENERATED, free_port, run, stop, tool, wait_ready
+from tests.monitoring.conftest import GENERATED, free_port, run, serving, tool
 
 CONFIG = GENERATED / "alertmanager" / "alertmanager.yml"
 
@@ -67,17 +66,10 @@ def running_alertmanager(tmp_path_factory):
     binary = tool("alertmanager", "prometheus-alertmanager")  # the second is Debian's name
     root = tmp_path_factory.mktemp("alertmanager")
     port = free_port()
-    log = (root / "alertmanager.log").open("w")
-    process = subprocess.Popen([binary, f"--config.file={CONFIG}", f"--storage.path={root}",
-                                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{url}/-/ready", process)
+    with serving([binary, f"--config.file={CONFIG}", f"--storage.path={root}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                 root / "alertmanager.log", port) as url:
         yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 def _post(url, *label_sets):

@@ -12,18 +12,12 @@ import tempfile
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_INSTALL = "apt-get install -y --no-install-recommends postgresql-15"
 KEY_SECRET = "test-secret-for-hmac-of-api-keys-0123456789"
 ROLES = ("reader", "predictor", "deployer", "admin")
-
-
-def free_port():
-    """Return a TCP port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _closed_url():

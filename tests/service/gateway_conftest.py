@@ -6,7 +6,6 @@ demand (sleeps, 5xx, non-JSON): fault injection against real HTTP, not a mock.
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from tests.conftest import free_port
 
 MODEL_NAME = "penguins"
-
-
-def free_port():
-    """Return a TCP port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _QuietServer(ThreadingHTTPServer):

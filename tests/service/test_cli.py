@@ -13,23 +13,16 @@ import subprocess
 import sys
 import time
 
-import socket
-
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import migrate
+from tests.conftest import free_port
 
 TFSHIP = os.path.join(os.path.dirname(sys.executable), "tfship")
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 KEY_SECRET = "a-secret-from-the-environment-0123456789"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tfship(capsys, *args):

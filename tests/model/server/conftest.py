@@ -2,7 +2,6 @@
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import pytest
 import requests
 
 from .fixture_models import MODEL_NAME, export_versions, write_warmup
+from tests.conftest import free_port
 
 LIVE_MODEL = "live"
 WARM_MODEL = "warm"
@@ -20,13 +20,6 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 BATCHING = ("max_batch_size { value: 8 } batch_timeout_micros { value: 30000 } "
             "max_enqueued_batches { value: 100 } num_batch_threads { value: 2 }")
 WARMUP_REQUESTS = 3
-
-
-def free_port():
-    """Return a TCP port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def model_config(models):
