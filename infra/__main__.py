@@ -10,6 +10,7 @@ from infra.components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from infra.components.namespaces import Namespaces, NamespacesArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.rate_limit_store import RateLimitStore, RateLimitStoreArgs
+from infra.components.reconciler import Reconciler, ReconcilerArgs
 from infra.components.registry_database import RegistryDatabase, RegistryDatabaseArgs
 from infra.components.secrets import Secrets, SecretsArgs
 
@@ -23,7 +24,8 @@ ns = namespaces.name
 after_namespaces = pulumi.ResourceOptions(depends_on=[namespaces])
 secrets = Secrets("tfship", SecretsArgs(
     namespace=ns, api_key_secret=cfg.api_key_secret, access_key_id=cfg.object_store_access_key_id,
-    secret_access_key=cfg.object_store_secret_access_key), opts=after_namespaces)
+    secret_access_key=cfg.object_store_secret_access_key, reconciler_api_key=cfg.reconciler_api_key),
+    opts=after_namespaces)
 
 model_server = ModelServer("model-server", ModelServerArgs(
     namespace=ns, model_name=cfg.model_name, image=cfg.model_server_image, sync_image=cfg.model_sync_image,
@@ -49,13 +51,20 @@ rate_limits = RateLimitStore("rate-limits", RateLimitStoreArgs(
     namespace=ns, image=cfg.redis_image, memory=cfg.redis_memory_limit), opts=after_namespaces)
 
 api = Api("api", ApiArgs(
-    namespace=ns, image=cfg.api_image, min_replicas=cfg.api_min_replicas, max_replicas=cfg.api_max_replicas,
+    namespace=ns, images=cfg.api_images, live_colour=cfg.api_live_colour, release_phase=cfg.api_release_phase,
+    expand_revision=cfg.api_expand_revision, min_replicas=cfg.api_min_replicas, max_replicas=cfg.api_max_replicas,
     target_cpu_utilization=cfg.api_target_cpu_utilization, cpu_request=cfg.api_cpu_request,
     memory_request=cfg.api_memory_request, memory_limit=cfg.api_memory_limit, host=cfg.api_host,
     tls_issuer=cfg.tls_issuer, ingress_class=ingress_class, model_server_url=model_server.rest_url,
     api_key_secret=secrets.api_key_name, database_url_secret=database.url_secret_name if database else None,
     sqlite_storage_size=cfg.database_storage_size, rate_limit_url=rate_limits.url),
     opts=pulumi.ResourceOptions(depends_on=[namespaces, *([database] if database else [])]))
+
+reconciler = Reconciler("reconciler", ReconcilerArgs(
+    namespace=ns, image=cfg.api_images[cfg.api_live_colour], registry_url=api.in_cluster_url,
+    key_secret=secrets.reconciler_key_name, model_config_map=model_server.model_config_name,
+    replicas_url=model_server.replicas_url, unload_grace_s=cfg.reconciler_unload_grace_seconds),
+    opts=after_namespaces)
 
 logs = None
 if cfg.elk_enabled:
@@ -83,7 +92,7 @@ Monitoring("monitoring", MonitoringArgs(
 Network("network", NetworkArgs(namespace=ns, flows=topology.environment_flows(
     topology.Workloads(
         api=api.selector, migrations=kube.labels("api", "migrations"), model_server=model_server.selector,
-        rate_limit_store=rate_limits.selector, database=database.pod_selector if database else None,
+        rate_limit_store=rate_limits.selector, reconciler=reconciler.selector, database=database.pod_selector if database else None,
         elasticsearch=logs.es_selector if logs else None, kibana=logs.kibana_selector if logs else None,
         logging_setup=logs.setup_selector if logs else None, agents_namespace=agents_namespace,
         locust_master=locust.master_selector if locust else None,
@@ -92,6 +101,12 @@ Network("network", NetworkArgs(namespace=ns, flows=topology.environment_flows(
     opts=after_namespaces)
 
 pulumi.export("apiUrl", api.url)
+# The registry is the API: `tfship rollout ...` talks to it (TFSHIP_REGISTRY_URL=registryUrl).
+pulumi.export("registryUrl", api.url)
+pulumi.export("registryInClusterUrl", api.in_cluster_url)
+pulumi.export("apiRelease", {"namespace": ns, "liveColour": cfg.api_live_colour, "phase": cfg.api_release_phase,
+                             "services": api.colour_services, "selectors": api.colour_selectors, "liveService": api.service_name,
+                             "singleWriter": database is None})
 pulumi.export("grafanaUrl", platform.require_output("grafanaUrl"))
 pulumi.export("kibanaUrl", logs.kibana_url if logs else None)
 pulumi.export("modelServerUrl", model_server.rest_url)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import pulumi
 
+from infra.components.api import COLOURS, PHASES as RELEASE_PHASES
 from monitoring import slo
 
 IMAGE_PATTERN = re.compile(r"^[a-z0-9.\-/:_]+@sha256:[0-9a-f]{64}$")
@@ -20,6 +21,7 @@ PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 QUANTITY_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")
 DURATION_PATTERN = re.compile(r"^[0-9]+[smhdw]$")
 HOST_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+REVISION_PATTERN = re.compile(r"^(head|[A-Za-z0-9_]{1,32})$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -43,7 +45,11 @@ class EnvironmentConfig:
     api_host: str
     kibana_host: str
     tls_issuer: str
-    api_image: str
+    api_blue_image: str
+    api_green_image: str
+    api_live_colour: str
+    api_release_phase: str
+    api_expand_revision: str
     model_server_image: str
     model_sync_image: str
     loadtest_image: str
@@ -87,10 +93,17 @@ class EnvironmentConfig:
     log_retention: str
     load_test_enabled: bool
     locust_workers: int
+    reconciler_unload_grace_seconds: int
     api_key_secret: Any = dataclasses.field(metadata={"secret": True})
     object_store_access_key_id: Any = dataclasses.field(metadata={"secret": True})
     object_store_secret_access_key: Any = dataclasses.field(metadata={"secret": True})
     database_password: Any = dataclasses.field(metadata={"secret": True})
+    reconciler_api_key: Any = dataclasses.field(metadata={"secret": True})
+
+    @property
+    def api_images(self) -> dict[str, str]:
+        """The API image of each colour."""
+        return {"blue": self.api_blue_image, "green": self.api_green_image}
 
     @property
     def images(self) -> dict[str, str]:
@@ -170,6 +183,16 @@ def validate_environment(values: Mapping[str, Any], *, deploying: bool) -> list[
     for key in ("modelStoreUri", "backupDestination"):
         if not re.match(r"^(s3|gs)://[a-z0-9.\-]+(/.*)?$", values[key]):
             errors.append(f"{key}: {values[key]!r} is not an s3:// or gs:// URI")
+    if values["apiLiveColour"] not in COLOURS:
+        errors.append(f"apiLiveColour: {values['apiLiveColour']!r} is not one of {', '.join(COLOURS)}")
+    if values["apiReleasePhase"] not in RELEASE_PHASES:
+        errors.append(f"apiReleasePhase: {values['apiReleasePhase']!r} is not one of {', '.join(RELEASE_PHASES)}")
+    elif values["databaseKind"] == "sqlite" and values["apiReleasePhase"] != "steady":
+        errors.append("apiReleasePhase: sqlite holds one writer, so only one colour runs: keep steady")
+    if not REVISION_PATTERN.match(values["apiExpandRevision"]):
+        errors.append(f"apiExpandRevision: {values['apiExpandRevision']!r} is not an Alembic revision or head")
+    if values["reconcilerUnloadGraceSeconds"] < 30:
+        errors.append("reconcilerUnloadGraceSeconds: at least 30 (gateway cache TTL + ConfigMap propagation + poll)")
     if values["elasticsearchNodes"] < 1 or values["locustWorkers"] < 1:
         errors.append("elasticsearchNodes/locustWorkers: at least 1")
     return errors

@@ -9,7 +9,8 @@ from infra.components.network import Flow, Peer, namespace, workload
 # Object storage is outside the cluster: any public address on 443, no private ranges.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 OBJECT_STORE = Peer("object-store", cidr="0.0.0.0/0", except_cidrs=PRIVATE_RANGES)
-# The Kubernetes API server's address differs per cluster; CloudNativePG instances need it.
+# The Kubernetes API server's address differs per cluster; CloudNativePG instances and the
+# rollout reconciler (it updates the model config ConfigMap) need it.
 KUBE_API = Peer("kube-api", cidr="0.0.0.0/0")
 ACME_SOLVER = {"acme.cert-manager.io/http01-solver": "true"}
 
@@ -33,6 +34,7 @@ class Workloads:
     migrations: dict
     model_server: dict
     rate_limit_store: dict
+    reconciler: dict
     database: dict | None
     elasticsearch: dict | None
     kibana: dict | None
@@ -60,6 +62,11 @@ def environment_flows(w: Workloads, p: PlatformNamespaces) -> list[Flow]:
         Flow(api_pods, redis, rate_limit_store.PORT),
         Flow(ingress, workload("acme-solver", ACME_SOLVER), 8089),
     ]
+    reconciler = workload("reconciler", w.reconciler)
+    flows += [Flow(reconciler, api_pods, api.PORT),  # the registry's rollout state
+              Flow(reconciler, tfserving, model_server.REST_PORT),  # what each replica has loaded
+              Flow(reconciler, KUBE_API, 443),  # the model config ConfigMap
+              Flow(reconciler, KUBE_API, 6443)]
     if w.database:
         database = workload("database", w.database)
         operator = namespace("cnpg-operator", p.cnpg)

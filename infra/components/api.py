@@ -1,4 +1,20 @@
-"""The API gateway: migrations Job, Deployment, Service, TLS Ingress, HPA and PDB."""
+"""The API gateway in two colours (blue/green): migration Jobs, Deployments, Services, TLS Ingress, HPA, PDBs.
+
+Blue/green: each colour has its own Deployment and Service (`api-blue`, `api-green`); the `api`
+Service (behind the Ingress) selects the live colour only. The release phase says what runs:
+
+- steady: the live colour only; the other is scaled to 0. The migrate Job of the live image
+  (`db upgrade head`, which includes any contract migrations) runs after the other colour is
+  at 0 replicas.
+- release: the idle colour runs the new image, after the expand Job migrated the database to
+  the expand revision (additive changes only, so the live colour keeps working). Not live yet.
+- switched: the new colour is live; the old one still runs at full size, so switching back is
+  a selector change.
+
+`python -m infra.deploy release-api` walks the phases and checks each step (infra/README.md).
+Migration Jobs are named after their image (and target), so an unchanged Job never runs twice,
+and each stays declared for as long as a switch back may still need it unchanged.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +26,42 @@ from infra import kube
 from infra.components.secrets import Secrets
 
 PORT = 8080
+SERVICE_PORT = 80
 DATA_DIR = "/var/lib/tfship"
 ENV_PREFIX = "TFSHIP_API_"
+COLOURS = ("blue", "green")
+COLOUR_LABEL = "tfship.io/colour"
+PHASES = ("steady", "release", "switched")
+PATCH_FORCE = "pulumi.com/patchForce"
+
+
+def other(colour: str) -> str:
+    """The colour that is not colour."""
+    return COLOURS[1 - COLOURS.index(colour)]
+
+
+@dataclass(frozen=True)
+class ColourPlan:
+    """What runs in one release phase.
+
+    live: the colour the api Service selects; running: colours with pods; new: the colour being
+    released (None when steady); established: the colour whose migrate Job is declared.
+    """
+
+    live: str
+    running: tuple[str, ...]
+    new: str | None
+    established: str
+
+
+def plan(live: str, phase: str) -> ColourPlan:
+    """Return which colour runs, serves, is new and is established in phase."""
+    if live not in COLOURS or phase not in PHASES:
+        raise ValueError(f"unknown colour {live!r} or phase {phase!r}")
+    if phase == "steady":
+        return ColourPlan(live, (live,), None, live)
+    new = other(live) if phase == "release" else live
+    return ColourPlan(live, COLOURS, new, other(new))
 
 
 @dataclass
@@ -19,8 +69,10 @@ class ApiArgs:
     """How the API runs.
 
     namespace: the environment's namespace.
-    image: the image built from service/Dockerfile, pinned by digest.
-    min_replicas, max_replicas, target_cpu_utilization: HPA bounds and target.
+    images: the image of each colour (built from service/Dockerfile, pinned by digest).
+    live_colour, release_phase: which colour serves, and the phase of a release (see above).
+    expand_revision: the Alembic revision the expand Job migrates to ("head" by default).
+    min_replicas, max_replicas, target_cpu_utilization: HPA bounds and target (live colour).
     cpu_request, memory_request, memory_limit: container resources.
     host, tls_issuer, ingress_class: the public Ingress, its cert-manager ClusterIssuer and class.
     model_server_url: TF Serving's in-cluster REST URL.
@@ -31,7 +83,10 @@ class ApiArgs:
     """
 
     namespace: pulumi.Input[str]
-    image: str
+    images: dict[str, str]
+    live_colour: str
+    release_phase: str
+    expand_revision: str
     min_replicas: int
     max_replicas: int
     target_cpu_utilization: int
@@ -49,13 +104,17 @@ class ApiArgs:
 
 
 class Api(pulumi.ComponentResource):
-    """The Flask gateway under gunicorn, migrated before each rollout, behind a TLS Ingress."""
+    """The Flask gateway under gunicorn in two colours, migrated expand/contract, behind a TLS Ingress."""
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("tfship:api:Api", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        colours = plan(args.live_colour, args.release_phase)
         self.selector = kube.labels(name, "api")
         self.service_name = name
+        self.live_colour = colours.live
+        self.colour_selectors = {c: {**self.selector, COLOUR_LABEL: c} for c in COLOURS}
+        self.colour_services = {c: f"{name}-{c}" for c in COLOURS}  # each colour's Deployment and Service
         env = [{"name": ENV_PREFIX + "DATA_DIR", "value": DATA_DIR},
                {"name": ENV_PREFIX + "KEY_SECRET_FILE", "value": f"{kube.SECRETS_DIR}/api/{Secrets.API_KEY_FILE}"},
                {"name": ENV_PREFIX + "KEY_SECRET_CREATE", "value": "false"},
@@ -78,64 +137,120 @@ class Api(pulumi.ComponentResource):
                       "resources": {"requests": {"storage": args.sqlite_storage_size}}},
                 opts=child)
             volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": f"{name}-data"}})
-        container_base = {"image": args.image, "imagePullPolicy": "IfNotPresent",
-                          "securityContext": kube.container_security()}
         # Migrations need the database only: no model server, no rate-limit store, no key secret.
         migrate_env = [e for e in env if e["name"] in (ENV_PREFIX + "DATA_DIR", ENV_PREFIX + "DATABASE_URL_FILE")]
         migrate_mounts = [m for m in mounts if m["name"] != "api-secret"]
-        migrate_container = {"name": "migrate", "args": ["db", "upgrade"], **container_base, "env": migrate_env,
-                             "volumeMounts": migrate_mounts, "resources": kube.resources("100m", "128Mi", "256Mi")}
-        init_containers, depends_on = [], []
-        if args.database_url_secret:
-            # Migrations run to completion before the Deployment changes: Pulumi waits for a
-            # Job. Its name carries the image, so each new image migrates once; migrations are
-            # expand/contract, so the old pods keep working against the migrated schema.
-            migrate_name = f"{name}-migrate-{kube.checksum({'image': args.image})[:8]}"
-            depends_on.append(k8s.batch.v1.Job(
-                f"{name}-migrate",
-                metadata=kube.metadata(migrate_name, args.namespace, kube.labels(name, "migrations")),
+
+        def migrate_container(image: str, revision: str) -> dict:
+            return {"name": "migrate", "image": image, "imagePullPolicy": "IfNotPresent",
+                    "securityContext": kube.container_security(), "args": ["db", "upgrade", revision],
+                    "env": migrate_env, "volumeMounts": migrate_mounts,
+                    "resources": kube.resources("100m", "128Mi", "256Mi")}
+
+        def migrate_job(logical: str, image: str, revision: str, depends_on: list) -> k8s.batch.v1.Job:
+            # Pulumi waits for a Job to complete. Its name carries image and target, so each
+            # runs once; re-declaring an unchanged Job does not run it again.
+            job_name = f"{logical}-{kube.checksum({'image': image, 'revision': revision})[:8]}"
+            return k8s.batch.v1.Job(
+                logical, metadata=kube.metadata(job_name, args.namespace, kube.labels(name, "migrations")),
                 spec={"backoffLimit": 2, "activeDeadlineSeconds": 600,
                       "template": {"metadata": {"labels": kube.labels(name, "migrations")},
                                    "spec": {"restartPolicy": "Never", "securityContext": kube.pod_security(),
                                             "automountServiceAccountToken": False,
-                                            "containers": [migrate_container],
+                                            "containers": [migrate_container(image, revision)],
                                             "volumes": [v for v in volumes if v["name"] != "api-secret"]}}},
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
-        else:
-            # SQLite: the single pod owns the ReadWriteOnce volume, so it migrates first itself.
-            init_containers.append(migrate_container)
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=depends_on))
 
-        container = {
-            "name": "api", "args": ["api", "--host", "0.0.0.0", "--port", str(PORT)], **container_base, "env": env, "volumeMounts": mounts,
-            "ports": [{"name": "http", "containerPort": PORT}],
-            "startupProbe": kube.http_probe("/healthz", "http", period=2, failures=30),
-            "readinessProbe": kube.http_probe("/readyz", "http", period=5, failures=2),
-            "livenessProbe": kube.http_probe("/healthz", "http", period=10, failures=3),
-            # Drain: stay in the endpoints while the Ingress and kube-proxy stop routing here,
-            # then gunicorn finishes in-flight requests on SIGTERM.
-            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
-            "resources": kube.resources(args.cpu_request, args.memory_request, args.memory_limit),
-        }
-        single_writer = args.database_url_secret is None
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=kube.metadata(name, args.namespace, self.selector),
-            spec={"replicas": args.min_replicas, "selector": {"matchLabels": self.selector},
-                  "strategy": {"type": "Recreate"} if single_writer else
-                  {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                  "template": {"metadata": {"labels": self.selector},
-                               "spec": {"securityContext": kube.pod_security(),
-                                        "automountServiceAccountToken": False,
-                                        "terminationGracePeriodSeconds": 40,
-                                        "topologySpreadConstraints": kube.spread(self.selector),
-                                        "initContainers": init_containers,
-                                        "containers": [container], "volumes": volumes}}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, ignore_changes=["spec.replicas"]))
+        deployments: dict[str, k8s.apps.v1.Deployment] = {}
+
+        def deployment(colour: str, depends_on: list) -> k8s.apps.v1.Deployment:
+            selector = self.colour_selectors[colour]
+            live = colour == colours.live
+            init_containers = [] if args.database_url_secret else [
+                # SQLite: the single pod owns the ReadWriteOnce volume, so it migrates first itself.
+                migrate_container(args.images[colour], "head")]
+            container = {
+                "name": "api", "image": args.images[colour], "imagePullPolicy": "IfNotPresent",
+                "securityContext": kube.container_security(),
+                "args": ["api", "--host", "0.0.0.0", "--port", str(PORT)], "env": env, "volumeMounts": mounts,
+                "ports": [{"name": "http", "containerPort": PORT}],
+                "startupProbe": kube.http_probe("/healthz", "http", period=2, failures=30),
+                "readinessProbe": kube.http_probe("/readyz", "http", period=5, failures=2),
+                "livenessProbe": kube.http_probe("/healthz", "http", period=10, failures=3),
+                # Drain: stay in the endpoints while the Ingress and kube-proxy stop routing here,
+                # then gunicorn finishes in-flight requests on SIGTERM.
+                "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
+                "resources": kube.resources(args.cpu_request, args.memory_request, args.memory_limit),
+            }
+            single_writer = args.database_url_secret is None
+            replicas = args.min_replicas if colour in colours.running else 0
+            created = k8s.apps.v1.Deployment(
+                f"{name}-{colour}",
+                # The HPA (scale subresource) and `kubectl scale` own spec.replicas between
+                # deploys; when a colour stops being live Pulumi takes the field back, which
+                # server-side apply refuses as a conflict unless forced.
+                metadata=kube.metadata(f"{name}-{colour}", args.namespace, selector,
+                                       annotations={PATCH_FORCE: "true"}),
+                spec={"replicas": replicas, "selector": {"matchLabels": selector},
+                      "strategy": {"type": "Recreate"} if single_writer else
+                      {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                      "template": {"metadata": {"labels": selector},
+                                   "spec": {"securityContext": kube.pod_security(),
+                                            "automountServiceAccountToken": False,
+                                            "terminationGracePeriodSeconds": 40,
+                                            "topologySpreadConstraints": kube.spread(selector),
+                                            "initContainers": init_containers,
+                                            "containers": [container], "volumes": volumes}}},
+                # The live colour's size belongs to its HPA; the idle colour's to the phase.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on,
+                                            ignore_changes=["spec.replicas"] if live else []))
+            deployments[colour] = created
+            return created
+
+        if args.database_url_secret and colours.new is None:
+            # steady: the other colour is scaled to 0 first; then the live image's migrate Job
+            # runs every migration left (the contract ones included), then the live colour rolls.
+            idle = deployment(other(colours.live), [])
+            job = migrate_job(f"{name}-migrate", args.images[colours.live], "head", [idle])
+            deployment(colours.live, [job])
+        elif args.database_url_secret:
+            # release / switched: the established colour keeps its (completed) migrate Job; the
+            # new colour starts only after the expand Job, whose changes the old colour ignores.
+            job = migrate_job(f"{name}-migrate", args.images[colours.established], "head", [])
+            deployment(colours.established, [job])
+            expand = migrate_job(f"{name}-expand", args.images[colours.new], args.expand_revision, [job])
+            deployment(colours.new, [expand])
+        else:
+            for colour in COLOURS:
+                deployment(colour, [])
+
+        for colour in COLOURS:
+            selector = self.colour_selectors[colour]
+            k8s.core.v1.Service(
+                f"{name}-{colour}-service",
+                metadata=kube.metadata(self.colour_services[colour], args.namespace,
+                                       {**kube.labels(f"{name}-{colour}", "api"), COLOUR_LABEL: colour}),
+                spec={"type": "ClusterIP", "selector": selector,
+                      "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}]},
+                opts=child)
+            if colour in colours.running:
+                k8s.policy.v1.PodDisruptionBudget(
+                    f"{name}-{colour}-pdb", metadata=kube.metadata(f"{name}-{colour}", args.namespace, selector),
+                    spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}}, opts=child)
+        live_selector = self.colour_selectors[colours.live]
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa", metadata=kube.metadata(name, args.namespace, self.selector),
+            spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{name}-{colours.live}"},
+                  "minReplicas": args.min_replicas, "maxReplicas": args.max_replicas,
+                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                      "type": "Utilization", "averageUtilization": args.target_cpu_utilization}}}]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployments[colours.live]]))
+        # The switch: the api Service (and so the Ingress) selects the live colour's pods.
         k8s.core.v1.Service(
             f"{name}-service", metadata=kube.metadata(self.service_name, args.namespace, self.selector),
-            spec={"type": "ClusterIP", "selector": self.selector,
-                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-            opts=child)
+            spec={"type": "ClusterIP", "selector": live_selector,
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployments[colours.live]]))
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=kube.metadata(name, args.namespace, self.selector,
@@ -146,15 +261,8 @@ class Api(pulumi.ComponentResource):
                       "path": "/", "pathType": "Prefix",
                       "backend": {"service": {"name": self.service_name, "port": {"name": "http"}}}}]}}]},
             opts=child)
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa", metadata=kube.metadata(name, args.namespace, self.selector),
-            spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                  "minReplicas": args.min_replicas, "maxReplicas": args.max_replicas,
-                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                      "type": "Utilization", "averageUtilization": args.target_cpu_utilization}}}]},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=kube.metadata(name, args.namespace, self.selector),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": self.selector}}, opts=child)
         self.url = f"https://{args.host}"
-        self.register_outputs({"url": self.url, "service_name": self.service_name})
+        self.in_cluster_url = pulumi.Output.concat("http://", name, ".", args.namespace, ".svc.cluster.local")
+        self.register_outputs({"url": self.url, "in_cluster_url": self.in_cluster_url,
+                               "service_name": self.service_name, "live_colour": self.live_colour,
+                               "colour_services": self.colour_services})

@@ -75,11 +75,13 @@ class ModelServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.selector = kube.labels(name, "model-server")
         self.service_name = name
+        self.replicas_service_name = f"{name}-replicas"
+        self.model_config_name = f"{name}-model-config"
         base_path = f"{MODELS_DIR}/{args.model_name}" if args.model_source == "volume" else args.model_store_uri
 
         model_config = k8s.core.v1.ConfigMap(
             f"{name}-model-config",
-            metadata=kube.metadata(f"{name}-model-config", args.namespace, self.selector),
+            metadata=kube.metadata(self.model_config_name, args.namespace, self.selector),
             data={"models.config": tfserving_config.initial_model_config(args.model_name, base_path)},
             # The live model config belongs to the rollout reconciler: never overwrite it.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["data"]))
@@ -184,6 +186,14 @@ class ModelServer(pulumi.ComponentResource):
                   "ports": [{"name": "rest", "port": REST_PORT, "targetPort": "rest"},
                             {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"}]},
             opts=child)
+        # Headless: its DNS name resolves to every ready replica's address, which is how the
+        # rollout reconciler finds each replica to ask what it has loaded.
+        k8s.core.v1.Service(
+            f"{name}-replicas-service",
+            metadata=kube.metadata(self.replicas_service_name, args.namespace, self.selector),
+            spec={"clusterIP": "None", "selector": self.selector,
+                  "ports": [{"name": "rest", "port": REST_PORT, "targetPort": "rest"}]},
+            opts=child)
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=kube.metadata(name, args.namespace, self.selector),
@@ -202,4 +212,7 @@ class ModelServer(pulumi.ComponentResource):
             metadata=kube.metadata(name, args.namespace, self.selector),
             spec={"maxUnavailable": 1, "selector": {"matchLabels": self.selector}}, opts=child)
         self.rest_url = pulumi.Output.concat("http://", name, ".", args.namespace, ".svc.cluster.local:", str(REST_PORT))
-        self.register_outputs({"rest_url": self.rest_url, "service_name": self.service_name})
+        self.replicas_url = pulumi.Output.concat("http://", self.replicas_service_name, ".", args.namespace,
+                                                 ".svc.cluster.local:", str(REST_PORT))
+        self.register_outputs({"rest_url": self.rest_url, "replicas_url": self.replicas_url,
+                               "service_name": self.service_name, "model_config_name": self.model_config_name})

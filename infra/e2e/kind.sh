@@ -42,10 +42,12 @@ deploy() {
    pulumi up --yes --skip-preview --policy-pack ../policy)
   pulumi stack select --create dev
   pulumi config set platformStack organization/tfship-platform/nonprod
-  pulumi config set apiImage "$(cat .tfship/e2e-api-image)"
+  pulumi config set apiBlueImage "$(cat .tfship/e2e-api-image)"  # both colours start on it
+  pulumi config set apiGreenImage "$(cat .tfship/e2e-api-image)"
   pulumi config set loadtestImage "$(cat .tfship/e2e-loadtest-image)"
   for key in modelServerImage modelSyncImage redisImage curlImage postgresImage; do pin "$key"; done
-  for key in apiKeySecret objectStoreAccessKeyId objectStoreSecretAccessKey databasePassword; do
+  # reconcilerApiKey: a placeholder until a reader key exists (the reconciler changes nothing meanwhile).
+  for key in apiKeySecret objectStoreAccessKeyId objectStoreSecretAccessKey databasePassword reconcilerApiKey; do
     pulumi config set --secret "$key" "$(openssl rand -hex 24)"
   done
   TFSHIP=.venv/bin/tfship .venv-infra/bin/python -m infra.deploy deploy --stack dev

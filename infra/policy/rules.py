@@ -152,6 +152,31 @@ def ingress_has_tls(manifest: dict) -> list[str]:
     return problems
 
 
+WRITE_VERBS = ("update", "patch", "delete", "deletecollection")
+PRIVILEGED_VERBS = ("escalate", "bind", "impersonate", "*")
+
+
+def rbac_least_privilege(manifest: dict) -> list[str]:
+    """Roles grant no wildcards and no escalation; writes (update, patch, delete) name their objects."""
+    if manifest.get("kind") not in ("Role", "ClusterRole"):
+        return []
+    problems = []
+    for number, rule in enumerate(manifest.get("rules") or []):
+        where = f"{name_of(manifest)}: rule {number}"
+        for field in ("apiGroups", "resources", "verbs"):
+            if "*" in (rule.get(field) or []):
+                problems.append(f"{where} grants * in {field}")
+        verbs = rule.get("verbs") or []
+        escalating = sorted(set(verbs) & set(PRIVILEGED_VERBS) - {"*"})
+        if escalating:
+            problems.append(f"{where} grants {', '.join(escalating)}")
+        if "create" in verbs:
+            problems.append(f"{where} grants create (it cannot be limited to named objects)")
+        if set(verbs) & set(WRITE_VERBS) and not rule.get("resourceNames"):
+            problems.append(f"{where} writes {', '.join(rule.get('resources') or [])} without resourceNames")
+    return problems
+
+
 RULES: dict[str, Callable[[dict], list[str]]] = {
     "images-pinned-by-digest": images_pinned_by_digest,
     "resources-set": resources_set,
@@ -160,6 +185,7 @@ RULES: dict[str, Callable[[dict], list[str]]] = {
     "selector-matches-template": selector_matches_template,
     "no-external-load-balancers": no_external_load_balancers,
     "ingress-has-tls": ingress_has_tls,
+    "rbac-least-privilege": rbac_least_privilege,
 }
 
 

@@ -38,7 +38,7 @@ def test_objects_fit_together(objects, stack, check):
 def test_every_workload_is_checked(objects, stack):
     """The rules above saw the workloads: a stack without containers would pass vacuously."""
     names = {o["metadata"]["name"] for o in objects[stack] if rules.pod_spec(o) is not None}
-    assert {"api", "model-server", "rate-limits"} <= names
+    assert {"api-blue", "api-green", "model-server", "rate-limits", "reconciler"} <= names
 
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)
@@ -103,14 +103,14 @@ def test_grpc_is_open_only_to_labelled_clients(objects, stack):
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)
 def test_migrations_run_before_the_api_rolls_out(runs, objects, stack):
-    deployment = next(r for r in runs[stack].resources if r.name == "api-deployment")
+    live = next(r for r in runs[stack].resources if r.name == "api-blue")
     jobs = [o for o in by_kind(objects[stack], "Job") if o["metadata"]["name"].startswith("api-migrate-")]
-    init = deployment.inputs["spec"]["template"]["spec"].get("initContainers") or []
+    init = live.inputs["spec"]["template"]["spec"].get("initContainers") or []
     if jobs:
-        assert "api-migrate" in deployment.options["depends_on"]
-        assert jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
+        assert "api-migrate" in live.options["depends_on"]
+        assert jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade", "head"]
     else:
-        assert [c["args"] for c in init] == [["db", "upgrade"]], "SQLite migrates in an init container"
+        assert [c["args"] for c in init] == [["db", "upgrade", "head"]], "SQLite migrates in an init container"
 
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)

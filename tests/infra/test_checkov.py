@@ -31,7 +31,7 @@ def checkov_results(rendered, objects, tmp_path_factory):
         pytest.skip(message)
     root = tmp_path_factory.mktemp("checkov")
     shutil.copytree(rendered, root / "stacks")
-    broken = copy.deepcopy(next(o for o in objects["prod"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "api"))
+    broken = copy.deepcopy(next(o for o in objects["prod"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-blue"))
     container = broken["spec"]["template"]["spec"]["containers"][0]
     del container["resources"]["limits"]
     container["image"] = "ghcr.io/example/tfship-api:latest"

@@ -70,7 +70,11 @@ def test_platform_stacks_are_valid(stack):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("apiImage", "ghcr.io/example/api:latest", "pinned by digest"),
+    ("apiBlueImage", "ghcr.io/example/api:latest", "pinned by digest"),
+    ("apiLiveColour", "red", "blue, green"),
+    ("apiReleasePhase", "done", "steady, release, switched"),
+    ("apiExpandRevision", "0004; drop", "Alembic revision"),
+    ("reconcilerUnloadGraceSeconds", 5, "at least 30"),
     ("apiMemoryLimit", "lots", "quantity"),
     ("apiHost", "not a host", "hostname"),
     ("sloProfile", "nightly", "profile of monitoring/slo.yaml"),
@@ -91,6 +95,11 @@ def test_bad_values_are_reported_by_key(key, value, message):
 def test_sqlite_needs_a_single_api_replica():
     values = {**typed(mocked.ENVIRONMENT_PROJECT, "dev"), "apiMaxReplicas": 3}
     assert any("sqlite" in e for e in config.validate_environment(values, deploying=False))
+
+
+def test_sqlite_runs_one_colour_at_a_time():
+    values = {**typed(mocked.ENVIRONMENT_PROJECT, "dev"), "apiReleasePhase": "release"}
+    assert any("apiReleasePhase: sqlite" in e for e in config.validate_environment(values, deploying=False))
 
 
 def test_build_raises_every_error_at_once():

@@ -31,14 +31,14 @@ def test_wrong_service_selector(prod):
 
 
 def test_wrong_workload_selector(prod):
-    find(prod, "Deployment", "api")["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] = "gateway"
-    assert any("Deployment/tfship-prod/api: selector" in p for p in rules.selector_matches_template(find(prod, "Deployment", "api")))
+    find(prod, "Deployment", "api-blue")["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] = "gateway"
+    assert any("Deployment/tfship-prod/api-blue: selector" in p for p in rules.selector_matches_template(find(prod, "Deployment", "api-blue")))
 
 
 def test_wrong_target_port(prod):
     find(prod, "Service", "api")["spec"]["ports"][0]["targetPort"] = "https"
     assert invariants.services_select_workloads(prod) == [
-        "Service/tfship-prod/api: targetPort 'https' is not a port of Deployment/tfship-prod/api"]
+        "Service/tfship-prod/api: targetPort 'https' is not a port of Deployment/tfship-prod/api-blue"]
 
 
 def test_missing_memory_limit(prod):
@@ -53,14 +53,15 @@ def test_port_without_network_policy(prod):
     policy["spec"]["ingress"] = []
     problems = invariants.network_policies_cover_ports(prod)
     assert "Deployment/tfship-prod/rate-limits: port 6379 has no NetworkPolicy ingress allow" in problems
-    assert "Deployment/tfship-prod/rate-limits: no ingress allow from Deployment/tfship-prod/api port 6379" in problems
+    assert "Deployment/tfship-prod/rate-limits: no ingress allow from Deployment/tfship-prod/api-blue port 6379" in problems
 
 
 def test_call_without_egress(prod):
     policy = find(prod, "NetworkPolicy", "allow-api")
     policy["spec"]["egress"] = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] != 8501]
-    assert invariants.network_policies_cover_ports(prod) == [
-        "Deployment/tfship-prod/api: no egress allow to Deployment/tfship-prod/model-server port 8501"]
+    assert sorted(invariants.network_policies_cover_ports(prod)) == [
+        "Deployment/tfship-prod/api-blue: no egress allow to Deployment/tfship-prod/model-server port 8501",
+        "Deployment/tfship-prod/api-green: no egress allow to Deployment/tfship-prod/model-server port 8501"]
 
 
 def test_missing_default_deny(prod):

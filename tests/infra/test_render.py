@@ -39,7 +39,7 @@ def test_secret_values_never_reach_the_output(rendered):
 
 def test_single_stack_cli(tmp_path):
     assert render.main(["--stack", "dev", "--out", str(tmp_path / "dev")]) == 0
-    assert (tmp_path / "dev" / "tfship-dev.deployment.api.yaml").exists()
+    assert (tmp_path / "dev" / "tfship-dev.deployment.api-blue.yaml").exists()
 
 
 def test_refuses_to_replace_files_it_did_not_write(tmp_path, capsys):

@@ -49,7 +49,7 @@ def test_misspelt_custom_resource_field_fails(objects):
 
 
 def test_misspelt_core_field_fails_on_both_versions(objects):
-    deployment = find(objects["prod"], "Deployment", "api")
+    deployment = find(objects["prod"], "Deployment", "api-blue")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
     errors = validate.object_errors(deployment)
     assert len(errors) == 2 and all("livenessprobe" in e for e in errors)

@@ -72,6 +72,9 @@ def test_deploy_runs_the_gate_with_rollback():
     assert job["environment"] == "${{ inputs.stack }}" and job["concurrency"]["cancel-in-progress"] is False
     runs = [line for where, line in run_lines() if where.startswith("deploy.yml")]
     assert any("python -m infra.deploy deploy --stack" in line for line in runs)
+    release = [i for i, line in enumerate(runs) if "python -m infra.deploy release-api --stack" in line]
+    assert release and '--image "${{ inputs.api-image }}"' in runs[release[0]], "the API image is released blue/green"
+    assert release[0] > next(i for i, line in enumerate(runs) if "infra.deploy deploy" in line)
     source = (REPO / "infra" / "deploy.py").read_text()
     assert '"verify", "--env"' in source and "def rollback" in source
 

@@ -44,7 +44,7 @@ def test_restore_bootstraps_from_the_old_servers_backups(runs):
 
 
 def test_api_reads_the_database_url_from_a_mounted_file(objects):
-    api = next(o for o in objects["prod"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "api")
+    api = next(o for o in objects["prod"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-blue")
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "TFSHIP_API_DATABASE_URL_FILE", "value": "/var/run/secrets/tfship/database/url"} in container["env"]
     volume = next(v for v in api["spec"]["template"]["spec"]["volumes"] if v["name"] == "database")

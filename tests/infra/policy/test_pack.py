@@ -50,14 +50,14 @@ def test_real_stacks_pass(runs, stack):
 
 
 def test_unpinned_image_and_missing_limit_are_rejected(runs):
-    deployment = copy.deepcopy(next(r for r in runs["prod"].resources if r.name == "api-deployment"))
+    deployment = copy.deepcopy(next(r for r in runs["prod"].resources if r.name == "api-blue"))
     container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
     container["image"] = "ghcr.io/example/tfship-api:latest"
     del container["resources"]["limits"]
     found = resource_violations(deployment.type, deployment.inputs)
-    assert ("images-pinned-by-digest", "Deployment/tfship-prod/api: container api image "
+    assert ("images-pinned-by-digest", "Deployment/tfship-prod/api-blue: container api image "
             "'ghcr.io/example/tfship-api:latest' is not pinned by digest") in found
-    assert ("resources-set", "Deployment/tfship-prod/api: container api lacks limits.memory") in found
+    assert ("resources-set", "Deployment/tfship-prod/api-blue: container api lacks limits.memory") in found
 
 
 def test_wrong_selector_is_rejected_by_the_stack_policy(runs):

@@ -59,3 +59,28 @@ def test_load_balancer_and_ingress_without_tls():
 def test_cnpg_image_name_must_be_pinned():
     cluster = {"kind": "Cluster", "metadata": {"name": "db"}, "spec": {"imageName": "postgres:16"}}
     assert rules.images_pinned_by_digest(cluster) == ["Cluster/-/db: imageName image 'postgres:16' is not pinned by digest"]
+
+
+def role(*rules_):
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "ns"}, "rules": list(rules_)}
+
+
+def test_a_role_writing_one_named_config_map_passes():
+    assert rules.rbac_least_privilege(role({"apiGroups": [""], "resources": ["configmaps"],
+                                            "resourceNames": ["model-config"], "verbs": ["get", "update"]})) == []
+    assert rules.rbac_least_privilege(role({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]})) == []
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"]}, "writes configmaps without resourceNames"),
+    ({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}, "grants * in apiGroups"),
+    ({"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}, "grants * in resources"),
+    ({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["c"], "verbs": ["*"]}, "grants * in verbs"),
+    ({"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "resourceNames": ["r"], "verbs": ["bind", "escalate"]},
+     "grants bind, escalate"),
+    ({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}, "grants create"),
+])
+def test_roles_beyond_least_privilege_fail(rule, message):
+    problems = rules.rbac_least_privilege(role(rule))
+    assert problems and problems[0].startswith("Role/ns/r: rule 0") and message in " ".join(problems)
