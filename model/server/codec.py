@@ -2,7 +2,9 @@
 
 Follows tensorflow_serving/util/json_tensor.cc: row (`instances`) and columnar (`inputs`)
 requests, `{"b64": ...}` binary values, NaN/Infinity tokens, float32 written with the shortest
-text that round-trips, and `*_bytes` string outputs written as base64 objects.
+text that round-trips, and `*_bytes` string outputs written as base64 objects. Well-formed
+requests and answers take vectorised.py's fast path (orjson, whole numpy columns); this module
+keeps the element-by-element path that checks every value and words TF Serving's errors.
 """
 import base64
 import binascii
@@ -11,6 +13,7 @@ import json
 
 import numpy as np
 
+from model.server import vectorised
 from model.server.errors import InvalidArgument
 
 ROW = "row"
@@ -89,16 +92,25 @@ def parse_body(body):
     """Return the JSON object in request `body` (bytes), or raise TF Serving's parse errors."""
     if not body:
         raise InvalidArgument("JSON Parse error: The document is empty")
+    document = vectorised.loads(body)
+    if document is None:
+        document = _stdlib_loads(body)
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"JSON Value: {json_text(document)} Is not object")
+    return document
+
+
+def _stdlib_loads(body):
+    """Parse with the standard library: NaN/Infinity tokens, long integers, error texts."""
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except UnicodeDecodeError:
         raise InvalidArgument("JSON Parse error: Invalid encoding in string.") from None
     except json.JSONDecodeError as error:
         raise InvalidArgument(
             f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument(f"JSON Value: {json_text(document)} Is not object")
-    return document
+    except RecursionError:
+        raise InvalidArgument("JSON Parse error: The document is nested too deeply") from None
 
 
 def signature_name(document):
@@ -147,7 +159,11 @@ def _leaf(value, spec):
     dtype = spec.dtype
     if dtype == "DT_STRING":
         if isinstance(value, str):
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate escape, which rapidjson refuses
+                raise InvalidArgument("JSON Parse error: The surrogate pair in string is "
+                                      "invalid.") from None
         if isinstance(value, dict):
             if not _is_b64(value):
                 raise InvalidArgument(f"JSON Value: {json_text(value)} not formatted "
@@ -232,9 +248,12 @@ def decode_inputs(request, specs):
         raise InvalidArgument(
             f"Failed to get input map for signature: {request.signature_name or 'DEFAULT'}")
     if request.format == ROW:
-        arrays = _decode_rows(request.payload, specs)
+        fast, checked = vectorised.rows_to_arrays, _decode_rows
     else:
-        arrays = _decode_columns(request.payload, specs)
+        fast, checked = vectorised.columns_to_arrays, _decode_columns
+    arrays = fast(request.payload, specs)
+    if arrays is None:  # something to check element by element, or an error to word
+        arrays = checked(request.payload, specs)
     for name, array in arrays.items():
         check_shape(name, array, specs[name])
     return arrays
@@ -330,35 +349,49 @@ def check_shape(name, array, spec):
 def _json_values(name, array):
     """Return `array` as nested Python lists/scalars ready for json.dumps."""
     if array.dtype == object or array.dtype.kind in "SU":
-        as_bytes = name.endswith(BYTES_SUFFIX)
-        flat = [_string_out(item, as_bytes) for item in array.reshape(-1)]
-        return _nest(flat, array.shape)
+        items = array.reshape(-1).tolist()
+        if name.endswith(BYTES_SUFFIX):
+            flat = [_b64_out(item) for item in items]
+        else:
+            flat = [item.decode("utf-8", errors="replace") if type(item) is bytes else str(item)
+                    for item in items]
+        if array.ndim == 1:
+            return flat
+        nested = np.empty(len(flat), dtype=object)
+        nested[:] = flat
+        return nested.reshape(array.shape).tolist()
     if array.dtype.kind == "f":
         # The shortest text that reads back as the same float32, as TF Serving writes.
         return array.astype(str).astype(np.float64).tolist()
     return array.tolist()
 
 
-def _string_out(item, as_bytes):
+def _b64_out(item):
     raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
-    if as_bytes:
-        return {"b64": base64.b64encode(raw).decode("ascii")}
-    return raw.decode("utf-8", errors="replace")
+    return {"b64": base64.b64encode(raw).decode("ascii")}
 
 
-def _nest(flat, shape):
-    if not shape:
-        return flat[0]
-    step = len(flat) // shape[0] if shape[0] else 0
-    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+def encode_response(outputs, request_format):
+    """Return the answer's JSON bytes: written by orjson when every float output is finite
+    float32/64 (numpy's float32 text is TF Serving's), else by the standard library, which
+    writes NaN and Infinity as tokens."""
+    floats = {name: vectorised.float_output(array) for name, array in outputs.items()
+              if array.dtype.kind == "f"}
+    if any(value is None for value in floats.values()):
+        return dumps(encode_outputs(outputs, request_format)).encode("utf-8")
+
+    def to_values(name, array):
+        return floats[name] if name in floats else _json_values(name, array)
+
+    return vectorised.dumps(encode_outputs(outputs, request_format, to_values))
 
 
-def encode_outputs(outputs, request_format):
+def encode_outputs(outputs, request_format, to_values=_json_values):
     """Return the response object for {output name: array}, shaped as TF Serving shapes it."""
     if not outputs:
         raise InvalidArgument("Cannot convert empty tensor map to JSON")
     if request_format == COLUMNAR:
-        values = {name: _json_values(name, array) for name, array in outputs.items()}
+        values = {name: to_values(name, array) for name, array in outputs.items()}
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
     batch = None
     for name, array in outputs.items():
@@ -368,7 +401,7 @@ def encode_outputs(outputs, request_format):
             raise InvalidArgument(f"Tensor name: {name} has inconsistent batch size: "
                                   f"{array.shape[0]} expecting: {batch}")
         batch = array.shape[0]
-    values = {name: _json_values(name, array) for name, array in outputs.items()}
+    values = {name: to_values(name, array) for name, array in outputs.items()}
     if len(values) == 1:
         return {"predictions": next(iter(values.values()))}
     names = list(values)

@@ -8,6 +8,7 @@ import tempfile
 from model.server import flags as flags_module
 
 log = logging.getLogger("model.server")
+RECV_BYTES = 64 * 1024
 
 
 def _quiet_tensorflow():
@@ -91,8 +92,10 @@ def serve(flags):
     if not flags.rest_api_port:
         log.error("--rest_api_port is 0: this local server only speaks REST, set a port")
         return 1
+    # One recv for a typical predict body (waitress reads 8 KiB at a time by default).
     server = waitress.create_server(app, host="0.0.0.0", port=flags.rest_api_port,
-                                    threads=flags.rest_threads, ident="tfship-model-server")
+                                    threads=flags.rest_threads, ident="tfship-model-server",
+                                    recv_bytes=RECV_BYTES)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -73,14 +73,14 @@ class RestApi:
         if match:  # TF Serving's request metrics cover the prediction APIs only
             latency_us = (time.perf_counter() - started) * 1e6
             self.metrics.record(match.group(1), match.group(4), error_code, latency_us)
-        body = codec.dumps(document).encode("utf-8")
+        body = document if isinstance(document, bytes) else codec.dumps(document).encode("utf-8")
         start_response(f"{status} {_REASONS.get(status, 'Error')}",
                        [("Content-Type", "application/json"),
                         ("Content-Length", str(len(body)))])
         return [body]
 
     def _dispatch(self, environ, method, path):
-        """Return (HTTP status, response object)."""
+        """Return (HTTP status, response object or its JSON bytes)."""
         match = PREDICTION_PATH.fullmatch(path)
         if method == "POST" and match:
             name, version_text, label, verb = match.groups()
@@ -142,7 +142,7 @@ class RestApi:
         key = servable.signature(request.signature_name)
         inputs = codec.decode_inputs(request, servable.input_specs[key])
         outputs = self.runner(servable, key, inputs)
-        return codec.encode_outputs(outputs, request.format)
+        return codec.encode_response(outputs, request.format)
 
     def _classify_or_regress(self, name, version, label, body, verb):
         document = codec.parse_body(body)

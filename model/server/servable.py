@@ -64,6 +64,9 @@ class Servable:
                             for key, sig in self.signature_defs.items()}
         self.output_specs = {key: {n: _spec(info) for n, info in sig.outputs.items()}
                              for key, sig in self.signature_defs.items()}
+        self._input_dtypes = {key: {n: tf.dtypes.as_dtype(info.dtype)
+                                    for n, info in sig.inputs.items()}
+                              for key, sig in self.signature_defs.items()}
 
     def signature(self, signature_name):
         """Return the SignatureDef key for `signature_name` ('' means serving_default)."""
@@ -80,8 +83,9 @@ class Servable:
         if function is None:
             raise InvalidArgument(f'Serving signature name: "{signature_key}" has no '
                                   "callable function in this SavedModel")
-        expected = set(self.input_specs[signature_key])
-        if set(inputs) != expected:
+        dtypes = self._input_dtypes[signature_key]
+        if inputs.keys() != dtypes.keys():
+            expected = set(dtypes)
             sent = ",".join(sorted(inputs))
             wanted = ",".join(sorted(expected))
             raise InvalidArgument(
@@ -89,8 +93,7 @@ class Servable:
                 f"len({{{sent}}}) != len({{{wanted}}}). Sent extra: "
                 f"{{{','.join(sorted(set(inputs) - expected))}}}. Missing but required: "
                 f"{{{','.join(sorted(expected - set(inputs)))}}}.")
-        tensors = {name: tf.constant(array, dtype=_tf_dtype(self, signature_key, name))
-                   for name, array in inputs.items()}
+        tensors = {name: tf.constant(array, dtype=dtypes[name]) for name, array in inputs.items()}
         started = time.perf_counter()
         try:
             outputs = function(**tensors)
@@ -116,14 +119,6 @@ class Servable:
         for close in self.closers:
             close()
         self.closers.clear()
-
-
-def _tf_dtype(servable, signature_key, name):
-    from tensorflow.core.framework import types_pb2
-    import tensorflow as tf
-
-    return tf.dtypes.as_dtype(types_pb2.DataType.Value(
-        servable.input_specs[signature_key][name].dtype))
 
 
 @functools.cache

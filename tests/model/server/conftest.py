@@ -2,14 +2,13 @@
 import dataclasses
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
 from .fixture_models import MODEL_NAME, export_versions, write_warmup
+from loadtests.bench import servers
 from tests.conftest import free_port
 
 LIVE_MODEL = "live"
@@ -36,12 +35,19 @@ def model_config(models):
 
 @dataclasses.dataclass
 class RunningServer:
-    """A model server process under test."""
+    """A model server process under test, started and stopped as the benchmark does."""
 
     url: str
-    process: subprocess.Popen
-    log_path: str
+    handle: servers.Server
     config_path: str = ""
+
+    @property
+    def process(self):
+        return self.handle.process
+
+    @property
+    def log_path(self):
+        return self.handle.log_path
 
     def get(self, path, **kwargs):
         return requests.get(self.url + path, timeout=30, **kwargs)
@@ -65,15 +71,11 @@ class RunningServer:
 
 
 def start_server(flags, log_path, ready_model, timeout=90, ready_status=200):
-    """Start `python -m model.server` with `flags`; return it once `ready_model` answers."""
+    """Start `tfship model-server` with `flags`; return it once `ready_model` answers."""
     port = free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "model.server", f"--rest_api_port={port}", *flags],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    log.close()
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    handle = servers.model_server([f"--rest_api_port={port}", *flags],
+                                  dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), log_path)
+    server = RunningServer(f"http://127.0.0.1:{port}", handle)
 
     def ready():
         try:
@@ -91,13 +93,7 @@ def start_server(flags, log_path, ready_model, timeout=90, ready_status=200):
 
 def stop_server(server):
     """Stop the process (SIGTERM, then SIGKILL) and reap it."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
+    server.handle.stop()
 
 
 @pytest.fixture(scope="session")

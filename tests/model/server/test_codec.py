@@ -98,3 +98,8 @@ def test_a_b64_row_for_several_inputs_is_a_plain_list_error():
              "b": codec.TensorSpec("DT_STRING", (None,))}
     with pytest.raises(InvalidArgument, match="instances is a plain list"):
         decode({"instances": [{"b64": "AA=="}]}, specs)
+
+
+def test_a_deeply_nested_body_is_a_client_error():
+    with pytest.raises(InvalidArgument, match="nested too deeply"):
+        codec.parse_body(b"[" * 100_000 + b"]" * 100_000)

@@ -1,0 +1,162 @@
+"""The codec's fast path: orjson parses and writes, numpy converts whole columns at once.
+
+Every function here answers None when it cannot vouch for its input: a value of another
+type, a ragged list, a number near a limit, a NaN or Infinity token, a float16 output. The
+codec then takes its element-by-element path, which applies TF Serving's rules and words
+its errors, so both paths give the same tensors and the same answers wherever this one
+answers at all (tests/model/server/test_vectorised.py holds them to that).
+"""
+import numpy as np
+import orjson
+
+# orjson reads an integer past 64 bits as a float; the standard library (and the checking
+# path's error texts) keep it an integer. Any run of 19 digits sends the body there.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_INTEGER = b"0" * 19
+_NUMBERS = frozenset((int, float))
+
+
+def loads(body):
+    """Return the JSON document in `body` (bytes), or None where the standard library must
+    read it: NaN/Infinity tokens (orjson refuses them), long integers, and every error."""
+    if not isinstance(body, bytes) or _LONG_INTEGER in body.translate(_DIGITS_AS_ZERO):
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _floats(dtype, exact_int, max_finite):
+    """Return a converter to float `dtype`; refuses integers past `exact_int` and finite
+    floats past `max_finite` (the checking path words those errors)."""
+    def convert(leaves, types):
+        if not types <= _NUMBERS:
+            return None
+        try:
+            values = np.array(leaves, dtype=np.float64)
+        except OverflowError:
+            return None
+        magnitude = np.abs(values)
+        if int in types and (magnitude > exact_int).any():
+            return None
+        if (np.isfinite(values) & (magnitude > max_finite)).any():
+            return None
+        return values if dtype == np.float64 else values.astype(dtype)
+    return convert
+
+
+def _integers(dtype):
+    info = np.iinfo(dtype)
+
+    def convert(leaves, types):
+        if types != {int}:  # bool is a type of its own
+            return None
+        try:
+            values = np.array(leaves, dtype=np.int64)
+        except OverflowError:
+            return None
+        if values.min() < info.min or values.max() > info.max:
+            return None
+        return values if dtype == np.int64 else values.astype(dtype)
+    return convert
+
+
+def _bools(leaves, types):
+    return np.array(leaves, dtype=np.bool_) if types == {bool} else None
+
+
+def _strings(leaves, types):
+    if types != {str}:
+        return None
+    array = np.empty(len(leaves), dtype=object)
+    try:
+        array[:] = list(map(str.encode, leaves))  # UTF-8
+    except UnicodeEncodeError:
+        return None
+    return array
+
+
+CONVERTERS = {
+    "DT_FLOAT": _floats(np.float32, 2**24 - 1, float(np.finfo(np.float32).max)),
+    "DT_DOUBLE": _floats(np.float64, 2**53 - 1, float(np.finfo(np.float64).max)),
+    "DT_INT32": _integers(np.int32),
+    "DT_INT64": _integers(np.int64),
+    "DT_BOOL": _bools,
+    "DT_STRING": _strings,
+}
+
+
+def to_array(value, dtype):
+    """Return JSON `value` (a non-empty, dense nested list) as an array of TF DataType
+    `dtype`, or None."""
+    convert = CONVERTERS.get(dtype)
+    if convert is None or type(value) is not list or not value:
+        return None
+    if type(value[0]) is list:
+        try:  # numpy finds the dense shape; leaves stay Python objects for the type check
+            objects = np.array(value, dtype=object)
+        except ValueError:
+            return None
+        shape, leaves = objects.shape, objects.reshape(-1)
+    else:
+        shape, leaves = (len(value),), value
+    if not len(leaves):
+        return None
+    types = set(map(type, leaves))
+    if list in types:  # ragged below the dense part
+        return None
+    array = convert(leaves, types)
+    return None if array is None else array.reshape(shape)
+
+
+def rows_to_arrays(instances, specs):
+    """Return {input name: array} batched from a row-format `instances` list, or None."""
+    if "b64" in specs:  # {"b64": ...} would be a value, not a row object
+        return None
+    if type(instances[0]) is dict:
+        try:
+            columns = {name: [row[name] for row in instances] for name in specs}
+        except (KeyError, TypeError):  # a row without an input, or not an object
+            return None
+        if sum(map(len, instances)) != len(instances) * len(specs):  # a row with extra keys
+            return None
+    elif len(specs) == 1:
+        columns = {next(iter(specs)): instances}
+    else:
+        return None
+    return _arrays(columns, specs)
+
+
+def columns_to_arrays(inputs, specs):
+    """Return {input name: array} of a columnar `inputs` value, or None."""
+    if type(inputs) is dict:
+        if inputs.keys() != specs.keys() or "b64" in specs:
+            return None
+        return _arrays(inputs, specs)
+    if len(specs) != 1:
+        return None
+    return _arrays({next(iter(specs)): inputs}, specs)
+
+
+def _arrays(columns, specs):
+    arrays = {}
+    for name, column in columns.items():
+        array = to_array(column, specs[name].dtype)
+        if array is None:
+            return None
+        arrays[name] = array
+    return arrays
+
+
+def float_output(array):
+    """Return a float output as orjson writes it (float32 in its own shortest text, as TF
+    Serving writes it), or None when it holds NaN/Infinity or is not float32/64."""
+    if array.dtype not in (np.float32, np.float64) or not np.isfinite(array).all():
+        return None
+    return array[()] if array.ndim == 0 else np.ascontiguousarray(array)
+
+
+def dumps(document):
+    """Return `document` as JSON bytes; numpy arrays and scalars are written natively."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
