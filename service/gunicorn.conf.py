@@ -16,6 +16,7 @@
 """
 import os
 import shutil
+import sys
 import tempfile
 
 # First, before anything imports prometheus_client (service.settings reads the metrics
@@ -23,6 +24,12 @@ import tempfile
 _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tfship-metrics-")
+
+# flask-smorest imports PyYAML only for its `flask openapi` commands' yaml output, which the
+# API server never runs; the import was ~5% of the API's time to ready. A None entry in
+# sys.modules makes `import yaml` raise ImportError (Python's documented way to block an
+# import), and flask-smorest then does without it. Nothing in service/ uses PyYAML.
+sys.modules.setdefault("yaml", None)
 
 from service.settings import from_environment  # noqa: E402
 from service.tls import gunicorn_options  # noqa: E402

@@ -116,14 +116,23 @@ class WholeRequestWorker(gthread.ThreadWorker):
         conn.sock.setblocking(False)
         conn.request_bytes = bytearray()
         conn.timeout = time.monotonic() + self.read_timeout
-        self.reading_conns.append(conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_request_bytes, conn))
-        self._on_request_bytes(conn, conn.sock)  # bytes may be waiting already
+        conn.collecting = False
+        # A keep-alive connection wakes the loop when its next request is usually whole already:
+        # take it at once, and watch the socket (and its deadline) only when more must come.
+        self._on_request_bytes(conn, conn.sock)
+
+    def _watch(self, conn):
+        if not conn.collecting:
+            conn.collecting = True
+            self.reading_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self._on_request_bytes, conn))
 
     def _on_request_bytes(self, conn, client):
         try:
             data = conn.sock.recv(MAX_HEADER_BYTES)
         except (BlockingIOError, InterruptedError):
+            self._watch(conn)
             return
         except OSError:
             data = b""
@@ -133,13 +142,17 @@ class WholeRequestWorker(gthread.ThreadWorker):
         conn.request_bytes += data
         end = conn.request_bytes.find(HEADER_END)
         if end < 0 and len(conn.request_bytes) <= MAX_HEADER_BYTES:
+            self._watch(conn)
             return
         # Headers complete (or too long: the parser refuses them without waiting for more).
         if end >= 0 and len(conn.request_bytes) < end + len(HEADER_END) + self._body_to_collect(
                 bytes(conn.request_bytes[:end])):
+            self._watch(conn)
             return
-        self.poller.unregister(conn.sock)
-        self.reading_conns.remove(conn)
+        if conn.collecting:
+            self.poller.unregister(conn.sock)
+            self.reading_conns.remove(conn)
+            conn.collecting = False
         conn.data_ready = True
         self.enqueue_req(conn)
 
@@ -156,14 +169,16 @@ class WholeRequestWorker(gthread.ThreadWorker):
         return length if 0 <= length <= self.max_body else 0
 
     def _drop(self, conn, answer=b""):
-        try:
-            self.poller.unregister(conn.sock)
-        except (OSError, KeyError, ValueError):
-            pass
-        try:
-            self.reading_conns.remove(conn)
-        except ValueError:
-            pass
+        if getattr(conn, "collecting", False):
+            conn.collecting = False
+            try:
+                self.poller.unregister(conn.sock)
+            except (OSError, KeyError, ValueError):
+                pass
+            try:
+                self.reading_conns.remove(conn)
+            except ValueError:
+                pass
         if answer:
             try:
                 conn.sock.send(answer)  # best effort, never blocks: the socket is non-blocking

@@ -19,6 +19,7 @@ import time
 import uuid
 
 import ecs_logging
+import orjson
 from flask import current_app, g, has_request_context, request
 from flask.logging import default_handler
 
@@ -29,6 +30,8 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 API_KEY_PATTERN = re.compile(r"tfs_[0-9a-f]{12}_[A-Za-z0-9_\-]+")
 ACCESS_LOGGER = "tfship.access"
 PREDICTION_LOGGER = "tfship.predictions"
+ECS_FIELDS = "tfship_ecs_fields"  # a record attribute: the line's fields, already nested
+_access_log = logging.getLogger(ACCESS_LOGGER)
 SETTINGS = (
     Setting("LOG_LEVEL", "INFO", "Level of the API's ECS JSON logs on stderr (DEBUG, INFO, "
             "WARNING, ERROR)."),
@@ -60,10 +63,51 @@ class RequestContextFilter(logging.Filter):
 
 class RedactingFormatter(ecs_logging.StdlibFormatter):
     """ECS JSON with anything shaped like an API key redacted from the whole line (every field:
-    the path, the query, prediction samples, exception text), not only from the message."""
+    the path, the query, prediction samples, exception text), not only from the message.
+
+    The access line (one per request) takes a fast path: its fields arrive already nested
+    (``extra={ECS_FIELDS: {...}}``) and orjson writes them, in the same order and shape as
+    ecs-logging's own output (@timestamp, log.level, message, then the rest with sorted keys;
+    tests/service/test_logs.py compares both). ecs-logging's generic path cost ~0.15 ms per
+    line here, a third of the gateway's own CPU per request.
+    """
 
     def format(self, record):
-        return API_KEY_PATTERN.sub("tfs_[REDACTED]", super().format(record))
+        fields = getattr(record, ECS_FIELDS, None)
+        line = super().format(record) if fields is None else self._format_nested(record, fields)
+        return API_KEY_PATTERN.sub("tfs_[REDACTED]", line)
+
+    def _format_nested(self, record, fields):
+        message = record.getMessage()
+        document = dict(fields)
+        document["ecs.version"] = ecs_logging.ECS_VERSION
+        document["log"] = {"logger": record.name, "origin": {
+            "file": {"line": record.lineno, "name": record.filename},
+            "function": record.funcName}}
+        document["process"] = {"name": record.processName, "pid": record.process, "thread": {
+            "id": record.thread, "name": record.threadName}}
+        request_id_ = getattr(record, "http.request.id", None)
+        if request_id_ is not None:
+            http = document["http"] = dict(document.get("http", {}))
+            http["request"] = dict(http.get("request", {}), id=request_id_)
+        head = orjson.dumps({"@timestamp": self._record_timestamp(record),
+                             "log.level": record.levelname.lower(), "message": message})
+        rest = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        if not (head.isascii() and rest.isascii()):  # ecs-logging escapes to ASCII
+            return super().format(logging.makeLogRecord(
+                {k: v for k, v in record.__dict__.items() if k != ECS_FIELDS} | _dotted(fields)))
+        return (head[:-1] + b"," + rest[1:]).decode()
+
+
+def _dotted(fields, prefix=""):
+    """Return nested fields as ecs-logging's dotted extras ({"a": {"b": 1}} -> {"a.b": 1})."""
+    flat = {}
+    for key, value in fields.items():
+        if isinstance(value, dict) and value:
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def configure_logging(level="INFO", stream=None):
@@ -93,19 +137,18 @@ def _finish_request(response):
     response.headers[REQUEST_ID_HEADER] = request_id()
     started = g.get("tfship_log_started", time.perf_counter())
     route = request.url_rule.rule if request.url_rule is not None else ""
-    logging.getLogger(ACCESS_LOGGER).info(
-        "%s %s %s", request.method, request.path, response.status_code,
-        extra={
-            "event.dataset": "tfship.access",
-            "event.duration": int((time.perf_counter() - started) * 1e9),
-            "http.request.method": request.method,
-            "http.response.status_code": response.status_code,
-            "url.path": request.path,
-            "client.ip": request.remote_addr,
-            "tfship.route": route,
-            "tfship.model": g.get("tfship_metric_model", ""),
-            "tfship.version": g.get("tfship_metric_version", ""),
-        })
+    method, path, status = request.method, request.path, response.status_code
+    fields = {
+        "event": {"dataset": "tfship.access",
+                  "duration": int((time.perf_counter() - started) * 1e9)},
+        "http": {"request": {"method": method}, "response": {"status_code": status}},
+        "url": {"path": path},
+        "tfship": {"route": route, "model": g.get("tfship_metric_model", ""),
+                   "version": g.get("tfship_metric_version", "")},
+    }
+    if request.remote_addr is not None:
+        fields["client"] = {"ip": request.remote_addr}
+    _access_log.info("%s %s %s", method, path, status, extra={ECS_FIELDS: fields})
     return response
 
 

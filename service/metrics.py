@@ -51,6 +51,18 @@ CANARY_FALLBACKS = Counter(
 MODEL_VERSIONS_AVAILABLE = Gauge(
     "tfship_model_versions_available", "Versions of the model the model server reports AVAILABLE.",
     ("model",), multiprocess_mode="livemax")
+SHADOW_REQUESTS = Counter(
+    "tfship_shadow_requests_total", "Predictions mirrored to the shadow version (version: the "
+    "shadow's), by outcome: ok or the failed call's upstream outcome.", ("model", "version", "outcome"))
+SHADOW_ROWS = Counter(
+    "tfship_shadow_rows_total", "Rows of mirrored predictions whose shadow predicted class agrees "
+    "or disagrees with stable's.", ("model", "version", "agreement"))
+SHADOW_LATENCY = Histogram(
+    "tfship_shadow_latency_seconds", "Upstream time of a mirrored prediction: stable's (role "
+    "primary) and the shadow's (role shadow).", ("model", "version", "role"), buckets=BUCKETS)
+SHADOW_DROPPED = Counter(
+    "tfship_shadow_dropped_total", "Predictions not mirrored because the worker's shadow queue "
+    "was full.", ("model", "version"))
 DEPENDENCY_UP = Gauge(
     "tfship_dependency_up", "Whether a dependency answered its last check (1) or not (0).",
     ("dependency",), multiprocess_mode="livemostrecent")
@@ -86,6 +98,30 @@ def count_out_of_range(model, version, counts):
 def count_canary_fallback(model, canary_version, reason):
     """Record one failed canary call retried on stable."""
     CANARY_FALLBACKS.labels(model, str(canary_version), str(reason)).inc()
+
+
+def count_shadow_request(model, shadow_version, outcome):
+    """Record one mirrored prediction sent to the shadow version."""
+    SHADOW_REQUESTS.labels(model, str(shadow_version), outcome).inc()
+
+
+def count_shadow_rows(model, shadow_version, agreed, disagreed):
+    """Record the rows of one mirrored prediction that agree and disagree with stable."""
+    version = str(shadow_version)
+    SHADOW_ROWS.labels(model, version, "agree").inc(agreed)
+    SHADOW_ROWS.labels(model, version, "disagree").inc(disagreed)
+
+
+def observe_shadow_latency(model, shadow_version, primary_seconds, shadow_seconds):
+    """Record stable's and the shadow's upstream time of one mirrored prediction."""
+    version = str(shadow_version)
+    SHADOW_LATENCY.labels(model, version, "primary").observe(primary_seconds)
+    SHADOW_LATENCY.labels(model, version, "shadow").observe(shadow_seconds)
+
+
+def count_shadow_dropped(model, shadow_version):
+    """Record one prediction not mirrored: the shadow queue was full."""
+    SHADOW_DROPPED.labels(model, str(shadow_version)).inc()
 
 
 def set_versions_available(model, count):

@@ -12,13 +12,20 @@ from service.tables import ModelVersion, RegisteredModel, Rollout
 
 
 def rollout_dict(rollout):
-    """Return the rollout state of a Rollout row as plain data."""
-    return {"stable": rollout.stable_version, "canary": rollout.canary_version,
-            "previous": rollout.previous_version, "canary_weight": rollout.canary_weight}
+    """Return the rollout state of a Rollout row as plain data.
+
+    "shadow" and "shadow_share" are present only while a shadow version is set (readers use
+    ``state.get("shadow")``), so the state of a model without one reads as it always did.
+    """
+    state = {"stable": rollout.stable_version, "canary": rollout.canary_version,
+             "previous": rollout.previous_version, "canary_weight": rollout.canary_weight}
+    if rollout.shadow_version is not None:
+        state["shadow"], state["shadow_share"] = rollout.shadow_version, rollout.shadow_share
+    return state
 
 
 def get_rollout_state(model_name):
-    """Return {"stable", "canary", "previous", "canary_weight"} for model_name."""
+    """Return {"stable", "canary", "previous", "canary_weight"[, "shadow", "shadow_share"]}."""
     row = db.session().execute(
         sa.select(Rollout).join(RegisteredModel).where(RegisteredModel.name == model_name)
     ).scalar_one_or_none()

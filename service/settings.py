@@ -58,7 +58,7 @@ SETTINGS = (
 CONTRIBUTORS = ("service.upstream", "service.routing", "service.validation", "service.gateway",
                 "service.metrics", "service.logs", "service.health", "service.limits",
                 "service.security_headers", "service.faults", "service.tls",
-                "service.gunicorn_worker")
+                "service.gunicorn_worker", "service.shadow")
 
 
 def all_settings():

@@ -20,6 +20,11 @@ def utcnow():
     return dt.datetime.now(dt.timezone.utc)
 
 
+def is_serving(stable_version, canary_version):
+    """Return whether a model with these rollout versions takes traffic (stable or canary set)."""
+    return stable_version is not None or canary_version is not None
+
+
 class UTCDateTime(sa.types.TypeDecorator):
     """A timestamp stored naive-UTC everywhere and returned timezone-aware (SQLite drops zones)."""
 
@@ -37,6 +42,9 @@ class RegisteredModel(Base):
     """A named model: its owner, description and tags; versions hang below it."""
 
     __tablename__ = "models"
+    # The owner filter in name order (the list's default sort) is one index-only range; the
+    # owner index alone keeps serving sort=owner (ties by id).
+    __table_args__ = (sa.Index("ix_models_owner_name", "owner", "name", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -63,6 +71,12 @@ class RegisteredModel(Base):
     def tags(self):
         return [row.tag for row in self.tag_rows]
 
+    @property
+    def serving(self):
+        """Whether the model takes traffic: its rollout has a stable or canary version."""
+        return self.rollout is not None and is_serving(self.rollout.stable_version,
+                                                       self.rollout.canary_version)
+
     @tags.setter
     def tags(self, values):
         wanted = sorted(set(values))
@@ -75,10 +89,11 @@ class ModelTag(Base):
     """One tag of a model (a row each, so that filtering by tag uses an index)."""
 
     __tablename__ = "model_tags"
+    __table_args__ = (sa.Index("ix_model_tags_tag_model", "tag", "model_id"),)
 
     model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
                                           primary_key=True)
-    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
 
 
 class ModelVersion(Base):
@@ -108,12 +123,41 @@ class ModelVersion(Base):
     __mapper_args__ = {"version_id_col": revision}
 
 
+class ModelStatus(Base):
+    """A status that at least one of a model's versions has, with the model's owner and name.
+
+    Derived data, written only by database triggers (migration 0004) whenever a version is
+    inserted, deleted or changes status, or a model's owner changes: never write it from code.
+    It turns the list's status filter (alone or with an owner, in name order) into one index
+    range, where joining models with versions would cost a pass over both.
+    """
+
+    __tablename__ = "model_statuses"
+    __table_args__ = (
+        sa.Index("ix_model_statuses_status_owner_name", "status", "owner", "name", "model_id"),
+        sa.Index("ix_model_statuses_status_name", "status", "name", "model_id"),
+    )
+
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    versions: Mapped[int] = mapped_column(doc="how many of the model's versions have the status")
+
+
 class Rollout(Base):
-    """Which versions of a model serve: stable, canary (with its traffic weight), previous."""
+    """Which versions of a model serve: stable, canary (with its traffic weight), previous.
+
+    A shadow version receives a mirrored copy of shadow_share of stable's traffic; its answers
+    are compared and never returned to a client.
+    """
 
     __tablename__ = "rollouts"
     __table_args__ = (sa.CheckConstraint("canary_weight >= 0 AND canary_weight <= 1",
-                                         name="canary_weight_range"),)
+                                         name="canary_weight_range"),
+                      sa.CheckConstraint("shadow_share >= 0 AND shadow_share <= 1",
+                                         name="shadow_share_range"))
 
     model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"),
                                           primary_key=True)
@@ -121,6 +165,8 @@ class Rollout(Base):
     canary_version: Mapped[int | None]
     previous_version: Mapped[int | None]
     canary_weight: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    shadow_version: Mapped[int | None]
+    shadow_share: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default=sa.text("0"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revision: Mapped[int] = mapped_column(default=1)
 
@@ -158,6 +204,32 @@ class RolloutEvent(Base):
     canary_version: Mapped[int | None]
     previous_version: Mapped[int | None]
     canary_weight: Mapped[float] = mapped_column(sa.Float)
+    shadow_version: Mapped[int | None]
+    shadow_share: Mapped[float | None] = mapped_column(sa.Float)
     step: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     measurements: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class ShadowComparison(Base):
+    """One worker's shadow comparison counts over one flush window (rows are only inserted)."""
+
+    __tablename__ = "shadow_comparisons"
+    __table_args__ = (sa.Index("ix_shadow_comparisons_model_shadow", "model_id", "shadow_version",
+                               "window_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    primary_version: Mapped[int]
+    shadow_version: Mapped[int]
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    requests: Mapped[int]
+    failed: Mapped[int]
+    dropped: Mapped[int]
+    rows: Mapped[int]
+    agreed: Mapped[int]
+    primary_latency_sum_s: Mapped[float] = mapped_column(sa.Float)
+    shadow_latency_sum_s: Mapped[float] = mapped_column(sa.Float)
+    primary_latency_buckets: Mapped[list] = mapped_column(sa.JSON)
+    shadow_latency_buckets: Mapped[list] = mapped_column(sa.JSON)

@@ -2,13 +2,15 @@
 
 One :class:`ModelServerClient` per app (per worker process) holds:
 
-- a keep-alive connection pool whose connections are dropped once older than
-  ``max_connection_age`` seconds, so replicas added behind a Service start receiving traffic;
+- a keep-alive connection pool (:class:`ConnectionPool`, on the standard library's
+  http.client) whose connections are dropped once older than ``max_connection_age`` seconds,
+  so replicas added behind a Service start receiving traffic;
 - connect and read timeouts;
 - retries only where they are safe: status and metadata GETs on connection errors, timeouts
   and 502/503/504; predict only when the connection failed before the request was sent
   (refused or not established). Every retry must fit a :class:`RetryBudget`;
-- a :class:`CircuitBreaker` (closed, open, half-open);
+- a :class:`CircuitBreaker` (closed, open, half-open) per target: per model and label or
+  pinned version, so a failing canary opens its own circuit and never blocks stable;
 - a cap on concurrent upstream calls: past it, callers get a fast 503.
 
 Failures become :mod:`service.errors` classes, never a 500: 502 for a bad answer, 503 when the
@@ -18,25 +20,24 @@ with Retry-After. The model server's own 4xx answers pass through with their mes
 pybreaker was considered and not used: its ``CircuitBreaker.call`` holds one lock for the whole
 guarded call, which would serialise every upstream call of a threaded worker.
 """
-import json
+import collections
+import http.client
 import math
+import select
+import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, NewConnectionError
-
+from service import json_codec
 from service.errors import ApiError, BadGateway, GatewayTimeout, ServiceUnavailable
 from service.settings import Setting
 
 OK, CLIENT_ERROR, SERVER_ERROR = "ok", "client_error", "server_error"
 TIMEOUT, UNAVAILABLE, CIRCUIT_OPEN, REJECTED = "timeout", "unavailable", "circuit_open", "rejected"
 OUTCOMES = (OK, CLIENT_ERROR, SERVER_ERROR, TIMEOUT, UNAVAILABLE, CIRCUIT_OPEN, REJECTED)
+MAX_BREAKERS = 1000  # past it, breakers with nothing to remember are dropped
 
 SETTINGS = (
     Setting("MODEL_SERVER_URL", "http://127.0.0.1:8501", "Base URL of the model server's REST "
@@ -174,6 +175,11 @@ class CircuitBreaker:
         with self._lock:
             self._state, self._failures, self._trials = self.CLOSED, 0, 0
 
+    def idle(self):
+        """Return whether the breaker is closed with no failure counted (nothing to remember)."""
+        with self._lock:
+            return self._state == self.CLOSED and self._failures == 0
+
     def record_failure(self):
         """Count a failed call: open the breaker at the threshold, or at once when half-open."""
         with self._lock:
@@ -224,62 +230,113 @@ class RetryBudget:
             return True
 
 
-class _MaxAgeMixin:
-    """A connection that reports itself dropped once older than ``max_age`` seconds.
+class ConnectFailed(OSError):
+    """No connection could be made (refused, unreachable, TLS refused, connect timeout): the
+    request was not sent, so even a prediction may be retried."""
 
-    urllib3's pool closes and reopens a connection it finds dropped before reusing it, so the
-    pool keeps keep-alive connections but never past their age.
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections to one server (http.client), reused newest first.
+
+    A connection is reused at most ``max_age`` seconds after it was opened, so replicas added
+    behind a Service start receiving traffic; one the server closed meanwhile (readable while
+    idle: EOF) is dropped before reuse. Thread-safe: idle connections sit in a deque, whose
+    append and pop are atomic; a connection is used by one thread at a time.
+
+    http.client rather than requests/urllib3: the gateway makes one kind of call, and requests
+    cost 0.52 ms of CPU per call against http.client's 0.15 ms (measured here, loopback).
     """
 
-    max_age = 30.0
-    _connected_at = None
+    def __init__(self, base_url, *, connect_timeout=0.5, read_timeout=5.0, max_age=30.0,
+                 ca_bundle=None):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"MODEL_SERVER_URL must be http(s)://host[:port], not {base_url!r}")
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.connect_timeout, self.read_timeout, self.max_age = connect_timeout, read_timeout, max_age
+        self.ca_bundle = ca_bundle
+        # Certificates are always verified: against ca_bundle, else the system's CAs.
+        self._tls = ssl.create_default_context(cafile=ca_bundle) if self.https else None
+        self._idle = collections.deque()
 
-    def connect(self):
-        super().connect()
-        self._connected_at = time.monotonic()
+    def _open(self):
+        if self.https:
+            connection = http.client.HTTPSConnection(self.host, self.port, context=self._tls,
+                                                     timeout=self.connect_timeout)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port,
+                                                    timeout=self.connect_timeout)
+        try:
+            connection.connect()  # sets TCP_NODELAY
+        except OSError as exc:  # refused, unreachable, timed out, certificate refused
+            connection.close()
+            raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
+        connection.sock.settimeout(self.read_timeout)
+        connection.tfship_opened_at = time.monotonic()
+        return connection
 
-    @property
-    def is_connected(self):
-        if self._connected_at is not None and time.monotonic() - self._connected_at > self.max_age:
-            return False
-        return super().is_connected
+    def _checkout(self):
+        now = time.monotonic()
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return self._open()
+            if now - connection.tfship_opened_at <= self.max_age and not _dropped(connection):
+                return connection
+            connection.close()
+
+    def request(self, method, path, body, headers):
+        """Send one request; return (status, reason, body bytes). Raises ConnectFailed when no
+        connection could be made, TimeoutError on a read timeout, OSError or
+        http.client.HTTPException when the connection broke or the answer is not HTTP."""
+        connection = self._checkout()
+        try:
+            connection.request(method, self.prefix + path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._idle.append(connection)
+        return response.status, response.reason, data
+
+    def close(self):
+        """Close every idle connection."""
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
+
+    __del__ = close  # a pool dropped with its app closes its sockets rather than leaking them
 
 
-class MaxAgeAdapter(HTTPAdapter):
-    """A requests adapter whose pooled connections live at most ``max_age`` seconds."""
-
-    def __init__(self, max_age, **kwargs):
-        age = {"max_age": max_age}
-        http_conn = type("MaxAgeHTTPConnection", (_MaxAgeMixin, HTTPConnection), age)
-        https_conn = type("MaxAgeHTTPSConnection", (_MaxAgeMixin, HTTPSConnection), age)
-        self._pool_classes = {
-            "http": type("MaxAgeHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
-            "https": type("MaxAgeHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
-        }
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pool_classes
-
-
-def _failed_before_sending(exc):
-    """Return whether a requests ConnectionError happened while connecting (nothing was sent)."""
-    if isinstance(exc, requests.ConnectTimeout):
+def _dropped(connection):
+    """Return whether an idle keep-alive connection was closed by the server (or has junk)."""
+    sock = connection.sock
+    if sock is None:
         return True
-    reason = exc.args[0] if exc.args else None
-    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
-def _error_message(response):
+def _error_message(status, reason, body):
     """Return TF Serving's {"error": ...} message, or the start of the body."""
     try:
-        data = response.json()
+        data = json_codec.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return data["error"]
-    return response.text[:200] or response.reason or f"HTTP {response.status_code}"
+    return body[:200].decode("utf-8", "replace") or reason or f"HTTP {status}"
 
 
 class ModelServerClient:
@@ -287,25 +344,42 @@ class ModelServerClient:
 
     def __init__(self, base_url, *, connect_timeout=0.5, read_timeout=5.0, max_connection_age=30.0,
                  max_concurrency=32, max_attempts=2, retry_backoff=0.05, retry_budget=None,
-                 breaker=None, on_outcome=None, ca_bundle=None):
+                 breaker_factory=None, on_outcome=None, ca_bundle=None):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.retry_budget = retry_budget or RetryBudget()
-        self.breaker = breaker or CircuitBreaker()
+        self._breaker_factory = breaker_factory or CircuitBreaker
+        self._breakers = {}  # (model, target) -> CircuitBreaker
+        self._breakers_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._on_outcome = on_outcome
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies or .netrc on the link to the model server
-        self.session.verify = ca_bundle or True
-        adapter = MaxAgeAdapter(max_connection_age, pool_connections=4, pool_maxsize=max_concurrency)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.pool = ConnectionPool(base_url, connect_timeout=connect_timeout,
+                                   read_timeout=read_timeout, max_age=max_connection_age,
+                                   ca_bundle=ca_bundle)
 
     def close(self):
         """Close every pooled connection."""
-        self.session.close()
+        self.pool.close()
+
+    def breaker_for(self, model, *, label=None, version=None):
+        """Return the circuit breaker of calls to model's label, version, or the model itself.
+
+        Each target has its own breaker, so a failing canary (its label, or its pinned version)
+        opens only its own circuit and never blocks stable's calls.
+        """
+        key = (model, _target(label, version))
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            with self._breakers_lock:
+                breaker = self._breakers.get(key)
+                if breaker is None:
+                    if len(self._breakers) >= MAX_BREAKERS:  # e.g. callers pinning made-up versions
+                        for stale in [k for k, b in self._breakers.items() if b.idle()]:
+                            del self._breakers[stale]
+                    breaker = self._breakers[key] = self._breaker_factory()
+        return breaker
 
     def predict(self, model, body, *, label=None, version=None, request_id=None, metric_version=""):
         """POST body (TF Serving JSON, bytes) to the model's label, version, or default version."""
@@ -315,12 +389,13 @@ class ModelServerClient:
         elif label is not None:
             path += f"/labels/{quote(label, safe='')}"
         return self._call("POST", path + ":predict", body=body, request_id=request_id,
-                          model=model, metric_version=metric_version)
+                          model=model, metric_version=metric_version,
+                          breaker=self.breaker_for(model, label=label, version=version))
 
     def model_status(self, model, *, request_id=None):
         """Return [(version, state)] of every version the server knows for model."""
         data = self._call("GET", f"/v1/models/{quote(model, safe='')}", request_id=request_id,
-                          model=model, metric_version="").data
+                          model=model, metric_version="", breaker=self.breaker_for(model)).data
         try:
             return [(int(item["version"]), str(item["state"]))
                     for item in data["model_version_status"]]
@@ -338,9 +413,11 @@ class ModelServerClient:
         if version is not None:
             path += f"/versions/{int(version)}"
         return self._call("GET", path + "/metadata", request_id=request_id, model=model,
-                          metric_version="" if version is None else str(version)).data
+                          metric_version="" if version is None else str(version),
+                          breaker=self.breaker_for(model, version=version)).data
 
-    def _call(self, method, path, *, body=None, request_id=None, model="", metric_version=""):
+    def _call(self, method, path, *, body=None, request_id=None, model="", metric_version="",
+              breaker):
         started = time.perf_counter()
         outcome = SERVER_ERROR
         try:
@@ -348,7 +425,7 @@ class ModelServerClient:
                 raise UpstreamOverloaded("too many model-server calls in flight; retry shortly",
                                          code="upstream_overloaded", retry_after=1)
             try:
-                result = self._attempts(method, path, body, request_id)
+                result = self._attempts(method, path, body, request_id, breaker)
             finally:
                 self._slots.release()
             outcome = OK
@@ -360,7 +437,7 @@ class ModelServerClient:
             if self._on_outcome is not None:
                 self._on_outcome(model, metric_version, outcome, time.perf_counter() - started)
 
-    def _attempts(self, method, path, body, request_id):
+    def _attempts(self, method, path, body, request_id, breaker):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if request_id:
             headers["X-Request-ID"] = request_id
@@ -368,11 +445,11 @@ class ModelServerClient:
         attempt = 0
         while True:
             attempt += 1
-            if not self.breaker.allow():
+            if not breaker.allow():
                 raise CircuitOpen("the model server is failing; calls are paused",
-                                  code="circuit_open", retry_after=self.breaker.retry_after())
+                                  code="circuit_open", retry_after=breaker.retry_after())
             try:
-                return self._attempt(method, path, body, headers)
+                return self._attempt(method, path, body, headers, breaker)
             except (UpstreamTimeout, UpstreamUnavailable, UpstreamBadResponse,
                     UpstreamServerUnavailable) as exc:
                 retryable = method == "GET" or getattr(exc, "before_sending", False)
@@ -381,44 +458,56 @@ class ModelServerClient:
                     raise
             time.sleep(self.retry_backoff * attempt)
 
-    def _attempt(self, method, path, body, headers):
+    def _attempt(self, method, path, body, headers, breaker):
         try:
-            response = self.session.request(method, self.base_url + path, data=body,
-                                            headers=headers, timeout=self.timeout)
-        except requests.ReadTimeout as exc:
-            self.breaker.record_failure()
-            raise UpstreamTimeout(f"the model server did not answer within {self.timeout[1]} s",
-                                  code="upstream_timeout", retry_after=1) from exc
-        except requests.ConnectionError as exc:
-            self.breaker.record_failure()
+            status, reason, content = self.pool.request(method, path, body, headers)
+        except ConnectFailed as exc:
+            breaker.record_failure()
             error = UpstreamUnavailable("the model server is unreachable",
                                         code="upstream_unavailable", retry_after=1)
-            error.before_sending = _failed_before_sending(exc)
+            error.before_sending = True
             raise error from exc
-        except Exception as exc:  # e.g. a broken chunked body: still the breaker's business
-            self.breaker.record_failure()
+        except TimeoutError as exc:  # socket.timeout: sent, no answer within the read timeout
+            breaker.record_failure()
+            raise UpstreamTimeout(f"the model server did not answer within {self.timeout[1]} s",
+                                  code="upstream_timeout", retry_after=1) from exc
+        except (OSError, http.client.RemoteDisconnected) as exc:  # reset, closed, broken pipe
+            breaker.record_failure()
+            error = UpstreamUnavailable("the model server is unreachable",
+                                        code="upstream_unavailable", retry_after=1)
+            error.before_sending = False
+            raise error from exc
+        except Exception as exc:  # not HTTP, a broken chunked body: still the breaker's business
+            breaker.record_failure()
             raise UpstreamBadResponse("the model server's answer could not be read",
                                       code="upstream_bad_response", retry_after=1) from exc
-        status = response.status_code
         if status >= 500:
-            self.breaker.record_failure()
-            message = f"model server answered {status}: {_error_message(response)}"
+            breaker.record_failure()
+            message = f"model server answered {status}: {_error_message(status, reason, content)}"
             if status == 503:
                 raise UpstreamServerUnavailable(message, code="upstream_unavailable", retry_after=1)
             if status == 504:
                 raise UpstreamTimeout(message, code="upstream_timeout", retry_after=1)
             raise UpstreamBadResponse(message, code="upstream_bad_response", retry_after=1)
         if status >= 400:
-            self.breaker.record_success()  # the server works; the request was wrong
-            raise UpstreamClientError(status, _error_message(response))
+            breaker.record_success()  # the server works; the request was wrong
+            raise UpstreamClientError(status, _error_message(status, reason, content))
         try:
-            data = json.loads(response.content)
+            data = json_codec.loads(content)
         except ValueError as exc:
-            self.breaker.record_failure()
+            breaker.record_failure()
             raise UpstreamBadResponse("the model server's answer is not JSON",
                                       code="upstream_bad_response", retry_after=1) from exc
-        self.breaker.record_success()
-        return UpstreamResponse(status, response.content, data)
+        breaker.record_success()
+        return UpstreamResponse(status, content, data)
+
+
+def _target(label, version):
+    if version is not None:
+        return f"version:{int(version)}"
+    if label is not None:
+        return f"label:{label}"
+    return "model"
 
 
 def readiness(app):
@@ -428,7 +517,9 @@ def readiness(app):
 
 
 def from_config(config, on_outcome=None):
-    """Build the client from the app's MODEL_SERVER_* settings."""
+    """Build the client from the app's MODEL_SERVER_* settings (a breaker per target)."""
+    failures = int(config["MODEL_SERVER_BREAKER_FAILURES"])
+    reset_s = float(config["MODEL_SERVER_BREAKER_RESET_S"])
     return ModelServerClient(
         config["MODEL_SERVER_URL"],
         connect_timeout=float(config["MODEL_SERVER_CONNECT_TIMEOUT_S"]),
@@ -437,8 +528,7 @@ def from_config(config, on_outcome=None):
         max_concurrency=int(config["MODEL_SERVER_MAX_CONCURRENCY"]),
         max_attempts=int(config["MODEL_SERVER_MAX_ATTEMPTS"]),
         retry_budget=RetryBudget(ratio=float(config["MODEL_SERVER_RETRY_RATIO"])),
-        breaker=CircuitBreaker(failure_threshold=int(config["MODEL_SERVER_BREAKER_FAILURES"]),
-                               reset_timeout=float(config["MODEL_SERVER_BREAKER_RESET_S"])),
+        breaker_factory=lambda: CircuitBreaker(failure_threshold=failures, reset_timeout=reset_s),
         on_outcome=on_outcome,
         ca_bundle=config.get("MODEL_SERVER_CA_BUNDLE"),
     )

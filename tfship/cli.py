@@ -16,7 +16,7 @@ COMMANDS = {
     "reconcile": ("service.delivery.reconciler",
                   "apply the registry's rollout state to the model servers' config"),
     "rollout": ("service.delivery.rollout_cli",
-                "progressive delivery: rollout start|status|promote|abort|rollback"),
+                "progressive delivery: rollout start|status|promote|abort|rollback|shadow"),
     "up": ("infra.local.cli", "start the local stack in the background"),
     "down": ("infra.local.cli", "stop the local stack"),
     "status": ("infra.local.cli", "show the local stack's processes"),

@@ -1,5 +1,11 @@
 """Write a run's results: JSON, a console table and BENCHMARKS.md."""
 import json
+from pathlib import Path
+
+import yaml
+
+OPTIMISATIONS = Path(__file__).with_name("optimisations.yaml")
+SECTION_TITLES = {"gateway": "The gateway", "model_server": "The model server", "registry": "The registry"}
 
 
 def write_json(results, path):
@@ -36,11 +42,22 @@ def _run_rows(runs, processes):
              *[run["cpu_ms_per_request"].get(p) for p in processes]] for name, run in runs.items()]
 
 
-def _candidate_indexes(registry_runs):
-    for run in registry_runs.values():
-        if "database_only_with_indexes" in run:
-            return run["database_only_with_indexes"].get("indexes", [])
-    return []
+def optimisations_markdown(path=OPTIMISATIONS):
+    """The "What each change bought" section, from the optimisation log (one table per section)."""
+    log = yaml.safe_load(path.read_text())
+    parts = ["", "## What each change bought", "",
+             "Each change measured side by side against the code before it, in one run, while the "
+             "machine was shared (so compare rows within a column; the verdicts above come from this "
+             f"run). Source: `loadtests/bench/{path.name}`."]
+    for key, section in log.items():
+        parts += ["", f"### {SECTION_TITLES.get(key, key)}", "",
+                  f"{section['unit']}; measured {section['measured']}.", ""]
+        parts.append(_md_table(["Change", *section["columns"]], [
+            [step["change"], *(step.get("cpu_ms") or [None] * len(section["columns"]))]
+            for step in section["steps"]]))
+        for item in section.get("not_changed", []):
+            parts.append(f"\n- Not changed: {item['what']}: {item['cost']}.")
+    return parts
 
 
 def markdown(results):
@@ -165,12 +182,14 @@ def markdown(results):
         rows = []
         for name, run in runs["registry"].items():
             if "skipped" in run:
-                rows.append([name, run["skipped"], None, None, None, None, None, None, None, None, None])
+                rows.append([name, run["skipped"], None, None, None, None, None, None, None, None, None, None])
             else:
+                cursor = run.get("cursor", {})
                 rows.append([name, run["total"], run["requests"], run["p50_ms"], run["p99_ms"],
                              run["cpu_ms_per_request"]["api"], run["cpu_ms_per_request"].get("database"),
-                             run["database_only"]["p50_ms"], run["database_only"]["p99_ms"],
-                             run["database_only_with_indexes"]["p50_ms"], run["database_only_with_indexes"]["p99_ms"]])
+                             cursor.get("p50_ms"), cursor.get("p99_ms"),
+                             cursor.get("cpu_ms_per_request", {}).get("api"),
+                             run["database_only"]["p50_ms"], run["database_only"]["p99_ms"]])
         query = next((r["query"] for r in runs["registry"].values() if "query" in r), {})
         parts += [
             "", "## Registry at scale", "",
@@ -179,15 +198,16 @@ def markdown(results):
             "through the API (reader key) at c=1; the page carries the total count.",
             "",
             _md_table(["Database", "Matching models (total)", "Requests", "p50 ms", "p99 ms", "API CPU ms/req",
-                       "PostgreSQL CPU ms/req", "DB only p50 ms", "DB only p99 ms",
-                       "DB only + indexes p50 ms", "DB only + indexes p99 ms"], rows),
+                       "PostgreSQL CPU ms/req", "By cursor p50 ms", "By cursor p99 ms",
+                       "By cursor API CPU ms/req", "DB only p50 ms", "DB only p99 ms"], rows),
             "",
-            "DB only: the list's two statements (count, then the page ordered by name) run straight on "
-            "the database with SQLAlchemy, 50 times, no API; the difference to the API's latency is the "
-            "API's own work (key check, ORM loading of tags and rollout, serialisation). SQLite runs "
-            "inside the API process, so its database CPU is part of the API's. \"+ indexes\": the same "
-            "statements after adding, on the scratch database only, "
-            + "; ".join(f"`{i}`" for i in _candidate_indexes(runs["registry"])) + ".",
+            "The first columns read page 50 by number (`page=50`, OFFSET in the sort's index); \"by "
+            "cursor\" reads the same page through the cursor reached by following `links.next` from the "
+            "first page (a seek, no OFFSET); both carry the total. DB only: the API's own statements "
+            "(the count, then the page's keys joined to models, rollouts and tags), built by its code and "
+            "run straight on the database 50 times, no API; the difference to the API's latency is the "
+            "API's own work (key check, parsing, JSON, HTTP). SQLite runs inside the API process, so its "
+            "database CPU is part of the API's.",
         ]
     if "load_generator" in results:
         lg = results["load_generator"]
@@ -198,4 +218,5 @@ def markdown(results):
             f"{_value(lg['saturation_rps'])} req/s when its core is full. Keep the SLO gate's rate well "
             "below that, or its latencies include Locust's own queueing.",
         ]
+    parts += optimisations_markdown()
     return "\n".join(parts) + "\n"

@@ -1,9 +1,10 @@
-"""`tfship rollout start|status|promote|abort|rollback`: drive a canary through the registry.
+"""`tfship rollout start|status|promote|abort|rollback|shadow`: drive a canary through the registry.
 
 The registry's rollout state is the only source of truth; these commands change it (each
 change is recorded in the rollout history with its step and reason) and the reconciler makes
 the model servers follow. Progress is the canary's weight in the registry, so ``start`` run
-again for the same version resumes after the last step it reached.
+again for the same version resumes after the last step it reached. ``shadow start|status|stop``
+(service/delivery/shadow_cli.py) mirrors a share of stable's traffic to a version instead.
 """
 import argparse
 import dataclasses
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 
-from service.delivery import analysis, replicas
+from service.delivery import analysis, replicas, shadow_cli
 from service.delivery.compatibility import breaking_changes
 from service.delivery.registry_client import RegistryClient, RegistryError, read_key
 
@@ -185,7 +186,9 @@ class Driver:
         """Print the rollout state and the newest history entries."""
         state, _ = self.registry.rollout(self.model)
         self.out(f"{self.model}: stable {state['stable']}, canary {state['canary']} at "
-                 f"{_percent(state['canary_weight'])}, previous {state['previous']}")
+                 f"{_percent(state['canary_weight'])}, previous {state['previous']}" + (
+                     f", shadow {state['shadow']} at {_percent(state['shadow_share'])}"
+                     if state.get("shadow") is not None else ""))
         for event in self.registry.history(self.model, per_page=entries):
             self.out(f"  {event['recorded_at']}  {event['step'] or '-':>8}  stable "
                      f"{event['stable']} canary {event['canary']} "
@@ -233,6 +236,7 @@ def parser(command="rollout"):
                        ("abort", "send all traffic to stable now and drop the canary"),
                        ("rollback", "make the previous version stable again")):
         actions.add_parser(name, parents=[common], help=text)
+    shadow_cli.add_parser(actions, common)
     return result
 
 
@@ -265,6 +269,8 @@ def run(command, argv, out=print):
                          thresholds=_thresholds(args), reason=args.reason or "")
         elif args.action == "status":
             driver.status()
+        elif args.action == "shadow":
+            shadow_cli.run_action(args, read_key(args.key_file), out, RolloutRefused)
         else:
             action = getattr(driver, args.action)
             action(**({"reason": args.reason} if args.reason else {}))

@@ -1,12 +1,12 @@
-"""Helpers shared by the registry's resources: lookups, ETags and If-Match, paging."""
+"""Helpers shared by the registry's resources: lookups, ETags and If-Match (paging: paging.py)."""
 import hashlib
-import math
 
 import sqlalchemy as sa
-from flask import request, url_for
+from flask import request
 
 from service import db
 from service.errors import NotFound, PreconditionFailed
+from service.registry.paging import page_of  # noqa: F401  (re-exported for history.py)
 from service.tables import ModelVersion, RegisteredModel
 
 ETAG_HEADER_DOC = {"ETag": {"description": "entity tag of the resource; send it back in If-Match",
@@ -48,36 +48,3 @@ def check_if_match(current):
         raise PreconditionFailed("the resource changed since you read it (If-Match does not match "
                                  "its ETag); fetch it again and retry", field="If-Match",
                                  details={"current_etag": current})
-
-
-def page_of(query, *, page, per_page, order_by):
-    """Return the page dict (items, total, page, per_page, pages, links) for a select of rows."""
-    session = db.session()
-    total = session.execute(sa.select(sa.func.count()).select_from(
-        query.order_by(None).subquery())).scalar_one()
-    items = session.execute(query.order_by(*order_by).limit(per_page)
-                            .offset((page - 1) * per_page)).scalars().all()
-    pages = max(1, math.ceil(total / per_page))
-    return {"items": items, "total": total, "page": page, "per_page": per_page, "pages": pages,
-            "links": _page_links(page, pages)}
-
-
-def _page_links(page, pages):
-    args = request.args.to_dict(flat=False)
-
-    def link(number):
-        return url_for(request.endpoint, **(request.view_args or {}), **{**args, "page": number})
-
-    links = {"self": link(page), "first": link(1), "last": link(pages)}
-    if page < pages:
-        links["next"] = link(page + 1)
-    if page > 1:
-        links["prev"] = link(min(page - 1, pages))
-    return links
-
-
-def sort_order(sort, columns, tie_breaker):
-    """Return ORDER BY clauses for a '-'-prefixed sort name, with a unique tie-breaker."""
-    column = columns[sort.lstrip("-")]
-    first = column.desc() if sort.startswith("-") else column.asc()
-    return [first, tie_breaker.desc() if sort.startswith("-") else tie_breaker.asc()]

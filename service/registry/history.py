@@ -2,7 +2,9 @@
 
 Each PUT of the rollout state appends one row in the same transaction as the change, so the
 history is complete by construction: no transition can commit without its entry. The rows
-are read, newest first, at GET /api/v1/models/{name}/rollout/history (reader role).
+are read, newest first, at GET /api/v1/models/{name}/rollout/history (reader role). Shadow
+mode's start and stop (PUT/DELETE .../rollout/shadow) are transitions too: steps "shadow" and
+"shadow-stop", the stop carrying the comparison measured so far.
 """
 import marshmallow as ma
 import sqlalchemy as sa
@@ -27,7 +29,8 @@ def record(model, rollout, body):
     db.session().add(RolloutEvent(
         model_id=model.id, actor=actor(), stable_version=rollout.stable_version,
         canary_version=rollout.canary_version, previous_version=rollout.previous_version,
-        canary_weight=rollout.canary_weight, step=body.get("step"),
+        canary_weight=rollout.canary_weight, shadow_version=rollout.shadow_version,
+        shadow_share=rollout.shadow_share, step=body.get("step"),
         reason=body.get("reason") or "", measurements=body.get("measurements") or {}))
 
 
@@ -55,6 +58,10 @@ class RolloutEventSchema(ma.Schema):
     canary = ma.fields.Integer(attribute="canary_version", allow_none=True, required=True)
     previous = ma.fields.Integer(attribute="previous_version", allow_none=True, required=True)
     canary_weight = ma.fields.Float(required=True)
+    shadow = ma.fields.Integer(attribute="shadow_version", allow_none=True, metadata={
+        "description": "the version receiving mirrored traffic (shadow mode), if any"})
+    shadow_share = ma.fields.Float(allow_none=True, metadata={
+        "description": "share of stable's traffic mirrored to the shadow (0..1)"})
     step = ma.fields.String(allow_none=True, required=True)
     reason = ma.fields.String(required=True)
     measurements = ma.fields.Dict(required=True)

@@ -1,6 +1,6 @@
 """The /api/v1/models resource: list, create, read, replace, patch and delete models."""
 import sqlalchemy as sa
-from flask import url_for
+from flask import jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -8,15 +8,12 @@ from service import db
 from service.auth import require_role
 from service.errors import Conflict, PreconditionFailed, Unprocessable
 from service.registry import schemas
-from service.registry.common import (ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag,
-                                     find_model, page_of, sort_order)
-from service.tables import ModelTag, ModelVersion, RegisteredModel, Rollout, utcnow
+from service.registry.common import ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag, find_model
+from service.registry.paging import list_page, sort_order
+from service.tables import ModelStatus, ModelTag, RegisteredModel, Rollout, is_serving, utcnow
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1/models",
                description="Registered models: create, list, read, update, delete.")
-
-SORT_COLUMNS = {"name": RegisteredModel.name, "owner": RegisteredModel.owner,
-                "created_at": RegisteredModel.created_at, "updated_at": RegisteredModel.updated_at}
 
 
 def model_etag(model):
@@ -31,25 +28,14 @@ def _headers(model):
 @bp.route("")
 class Models(MethodView):
     @require_role("reader")
-    @bp.arguments(schemas.ModelListQuery, location="query", as_kwargs=True)
+    @bp.arguments(schemas.ModelListQuery(), location="query", as_kwargs=True)
     @bp.response(200, schemas.ModelPageSchema)
-    def get(self, page, per_page, sort, name=None, tag=(), owner=None, status=None):
-        """List models, filtered, sorted and paged."""
-        query = sa.select(RegisteredModel)
-        if name:
-            query = query.where(RegisteredModel.name.icontains(name, autoescape=True))
-        # IN (subquery) rather than EXISTS: each subquery runs once (SQLite would otherwise
-        # probe it per model row).
-        for one_tag in tag:
-            query = query.where(RegisteredModel.id.in_(
-                sa.select(ModelTag.model_id).where(ModelTag.tag == one_tag)))
-        if owner is not None:
-            query = query.where(RegisteredModel.owner == owner)
-        if status is not None:
-            query = query.where(RegisteredModel.id.in_(
-                sa.select(ModelVersion.model_id).where(ModelVersion.status == status)))
-        return page_of(query, page=page, per_page=per_page,
-                       order_by=sort_order(sort, SORT_COLUMNS, RegisteredModel.id))
+    def get(self, page, per_page, sort, name=None, tag=(), owner=None, status=None, cursor=None):
+        """List models, filtered, sorted and paged (by page number or cursor), with the total."""
+        keys, order = listing(name=name, tags=tag, owner=owner, status=status, sort=sort)
+        # The items are already JSON values (load_summaries): a Response skips re-serialising.
+        return jsonify(list_page(keys, order=order, page=page, per_page=per_page, cursor=cursor,
+                                 load=load_summaries))
 
     @require_role("deployer")
     @bp.arguments(schemas.ModelCreateSchema)
@@ -109,7 +95,7 @@ class Model(MethodView):
         model = find_model(name)
         check_if_match(model_etag(model))
         rollout = model.rollout
-        if rollout.stable_version is not None or rollout.canary_version is not None:
+        if model.serving:
             raise Conflict(f"model {name!r} is serving (stable {rollout.stable_version}, canary "
                            f"{rollout.canary_version}); clear its rollout first", field="name")
         deleted = session.execute(sa.delete(RegisteredModel).where(
@@ -122,6 +108,73 @@ class Model(MethodView):
                                      field="If-Match")
         session.commit()
         return None
+
+
+MODELS, STATUSES, TAGS, ROLLOUTS = (RegisteredModel.__table__, ModelStatus.__table__,
+                                   ModelTag.__table__, Rollout.__table__)
+
+
+def listing(*, name, tags, owner, status, sort):
+    """Return (select of the matching models, SortOrder) for the list's filters and sort.
+
+    With a status filter the rows come from model_statuses (kept by triggers), whose indexes
+    hold status, owner and name together: status (+ owner) in name or owner order is one
+    index range, counted and paged without touching models. Every other filter narrows it.
+    Core columns, not ORM entities: the list reads keys and plain values, nothing to track.
+    """
+    if status is None:
+        source, model_id = MODELS, MODELS.c.id
+        columns = {"name": MODELS.c.name, "owner": MODELS.c.owner}
+    else:
+        source, model_id = STATUSES, STATUSES.c.model_id
+        columns = {"name": STATUSES.c.name, "owner": STATUSES.c.owner}
+    columns.update(created_at=MODELS.c.created_at, updated_at=MODELS.c.updated_at)
+    order = sort_order(sort, columns, model_id)
+    needs_models = status is not None and sort.lstrip("-") in ("created_at", "updated_at")
+    keys = sa.select(model_id).select_from(
+        source.join(MODELS, MODELS.c.id == model_id) if needs_models else source)
+    if status is not None:
+        keys = keys.where(STATUSES.c.status == status)
+    if owner is not None:
+        keys = keys.where(columns["owner"] == owner)
+    if name:
+        keys = keys.where(columns["name"].icontains(name, autoescape=True))
+    # IN (subquery) rather than EXISTS: each subquery runs once (SQLite would otherwise
+    # probe it per model row).
+    for one_tag in tags:
+        keys = keys.where(model_id.in_(sa.select(TAGS.c.model_id).where(TAGS.c.tag == one_tag)))
+    return keys, order
+
+
+def summaries_statement(page_keys, order_by):
+    """One statement: the page's keys joined to their models, rollouts and tags, in order."""
+    return (sa.select(page_keys.c.sort_key, page_keys.c.sort_id, MODELS.c.name,
+                      MODELS.c.description, MODELS.c.owner, MODELS.c.created_at,
+                      MODELS.c.updated_at, ROLLOUTS.c.stable_version, ROLLOUTS.c.canary_version,
+                      TAGS.c.tag)
+            .select_from(page_keys.join(MODELS, MODELS.c.id == page_keys.c.sort_id)
+                         .outerjoin(ROLLOUTS, ROLLOUTS.c.model_id == MODELS.c.id)
+                         .outerjoin(TAGS, TAGS.c.model_id == MODELS.c.id))
+            .order_by(*order_by, TAGS.c.tag))
+
+
+def load_summaries(page_keys, order_by):
+    """Return [(sort_key, sort_id, item)] of the page page_keys, items ready for JSON.
+
+    The items are written here rather than by ModelSchema: marshmallow took a tenth of the
+    list's CPU time; a test holds each item equal to the model's own GET body.
+    """
+    found = []
+    for row in db.session().connection().execute(summaries_statement(page_keys, order_by)):
+        if found and found[-1][1] == row.sort_id:
+            found[-1][2]["tags"].append(row.tag)
+            continue
+        found.append((row.sort_key, row.sort_id, {
+            "name": row.name, "description": row.description, "owner": row.owner,
+            "tags": [] if row.tag is None else [row.tag],
+            "serving": is_serving(row.stable_version, row.canary_version),
+            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}))
+    return found
 
 
 def _update(name, changes):

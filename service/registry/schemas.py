@@ -10,6 +10,7 @@ TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 MODEL_SORTS = ("name", "-name", "owner", "-owner", "created_at", "-created_at",
                "updated_at", "-updated_at")
 VERSION_SORTS = ("version", "-version", "created_at", "-created_at")
+MAX_PAGE = 1_000_000_000
 
 NAME_VALIDATOR = validate.Regexp(NAME_PATTERN, error="must be 1-63 lowercase letters, digits, "
                                  "'-' or '_', starting with a letter or digit")
@@ -48,10 +49,8 @@ class ModelSchema(ma.Schema):
     description = ma.fields.String(required=True)
     owner = ma.fields.String(required=True)
     tags = ma.fields.List(ma.fields.String(), required=True)
-    serving = ma.fields.Function(
-        lambda m: m.rollout is not None and (m.rollout.stable_version is not None
-                                             or m.rollout.canary_version is not None),
-        required=True, metadata={"description": "true when a stable or canary version is set"})
+    serving = ma.fields.Boolean(required=True, metadata={
+        "description": "true when a stable or canary version is set"})
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
 
@@ -105,14 +104,22 @@ def _per_page_in_range(value):
 
 
 class _PageQuery(_Strict):
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1),
+    # The cap keeps the OFFSET within the databases' 64-bit integers.
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE),
                              metadata={"description": "1-based page number"})
     per_page = ma.fields.Integer(load_default=lambda: current_app.config["DEFAULT_PER_PAGE"],
                                  validate=_per_page_in_range,
                                  metadata={"description": "items per page (at most MAX_PER_PAGE)"})
 
 
-class ModelListQuery(_PageQuery):
+class _CursorPageQuery(_PageQuery):
+    cursor = ma.fields.String(validate=validate.Length(max=1024), metadata={"description": (
+        "opaque position from a page's links.next or links.prev; an empty cursor starts at the "
+        "first item. Cursor pages stay in place while rows are added or removed before them, "
+        "and deep ones cost no more than the first. Not together with page.")})
+
+
+class ModelListQuery(_CursorPageQuery):
     """Query of GET /models."""
 
     name = ma.fields.String(metadata={"description": "case-insensitive substring of the name"})
@@ -125,7 +132,11 @@ class ModelListQuery(_PageQuery):
 
 
 class PageLinksSchema(ma.Schema):
-    """Links to this, the first, last, next and previous pages (next/prev absent at the ends)."""
+    """Links to this, the first, last, next and previous pages (next/prev absent at the ends).
+
+    On a page read by number, next and prev are page numbers; on a page read by cursor, they
+    are cursors (first and last are always page numbers).
+    """
 
     class Meta:
         name = "PageLinks"
@@ -139,7 +150,8 @@ class PageLinksSchema(ma.Schema):
 
 class _PageSchema(ma.Schema):
     total = ma.fields.Integer(required=True, metadata={"description": "items matching the filters"})
-    page = ma.fields.Integer(required=True)
+    page = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "the page number asked for; null on a page read by cursor"})
     per_page = ma.fields.Integer(required=True)
     pages = ma.fields.Integer(required=True)
     links = ma.fields.Nested(PageLinksSchema, required=True)
@@ -245,7 +257,7 @@ class VersionPatchSchema(_Strict):
             raise ma.ValidationError("set at least one of status, metrics", "_schema")
 
 
-class VersionListQuery(_PageQuery):
+class VersionListQuery(_CursorPageQuery):
     """Query of GET /models/{name}/versions."""
 
     status = ma.fields.String(validate=validate.OneOf(VERSION_STATUSES))

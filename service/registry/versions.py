@@ -9,7 +9,8 @@ from service.auth import require_role
 from service.errors import Conflict
 from service.registry import schemas
 from service.registry.common import (ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag,
-                                     find_model, find_version, page_of, sort_order)
+                                     find_model, find_version)
+from service.registry.paging import list_page, sort_order
 from service.tables import ModelVersion, utcnow
 
 bp = Blueprint("versions", __name__, url_prefix="/api/v1/models/<name>/versions",
@@ -17,6 +18,12 @@ bp = Blueprint("versions", __name__, url_prefix="/api/v1/models/<name>/versions"
 
 SORT_COLUMNS = {"version": ModelVersion.version, "created_at": ModelVersion.created_at}
 SERVING_STATUSES = ("stable", "canary", "previous")
+
+
+def _load_versions(page_keys, order_by):
+    return db.session().execute(
+        sa.select(page_keys.c.sort_key, page_keys.c.sort_id, ModelVersion)
+        .join(page_keys, ModelVersion.id == page_keys.c.sort_id).order_by(*order_by)).all()
 
 
 def version_etag(row):
@@ -27,16 +34,16 @@ def version_etag(row):
 @bp.route("")
 class Versions(MethodView):
     @require_role("reader")
-    @bp.arguments(schemas.VersionListQuery, location="query", as_kwargs=True)
+    @bp.arguments(schemas.VersionListQuery(), location="query", as_kwargs=True)
     @bp.response(200, schemas.VersionPageSchema)
-    def get(self, name, page, per_page, sort, status=None):
-        """List a model's versions."""
+    def get(self, name, page, per_page, sort, status=None, cursor=None):
+        """List a model's versions (paged by page number or cursor), with the total."""
         model = find_model(name)
-        query = sa.select(ModelVersion).where(ModelVersion.model_id == model.id)
+        keys = sa.select(ModelVersion.id).where(ModelVersion.model_id == model.id)
         if status is not None:
-            query = query.where(ModelVersion.status == status)
-        return page_of(query, page=page, per_page=per_page,
-                       order_by=sort_order(sort, SORT_COLUMNS, ModelVersion.id))
+            keys = keys.where(ModelVersion.status == status)
+        return list_page(keys, order=sort_order(sort, SORT_COLUMNS, ModelVersion.id), page=page,
+                         per_page=per_page, cursor=cursor, load=_load_versions)
 
     @require_role("deployer")
     @bp.arguments(schemas.VersionCreateSchema)

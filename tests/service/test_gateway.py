@@ -243,3 +243,37 @@ def test_upstream_failures_are_json_502_503_504_with_retry_after(faulty_app, cli
         assert answer.get_json()["error"]["code"] == code
         assert status == 400 or int(answer.headers["Retry-After"]) >= 1
     assert "injected failure" not in json.dumps(answer.get_json())
+
+
+@pytest.mark.parametrize("raw, forwarded", [
+    # A duplicate key: validation saw the last value; TF Serving's parser keeps the first, so
+    # the raw text must never reach it (the body is written again from what was validated).
+    (b'{"instances": [{"x": "not a number", "x": 1.5}]}', {"instances": [{"x": 1.5}]}),
+    # NaN (the schema's missing token) survives the fast codec: it is written as NaN, not null.
+    (b'{"instances": [{"x": NaN}, {"x": 2}]}', {"instances": [{"x": math.nan}, {"x": 2}]}),
+])
+def test_the_validated_body_is_what_reaches_the_model_server(faulty_app, client, keys,
+                                                             fault_server, raw, forwarded):
+    answer = client.post("/api/v1/models/tiny:predict", data=raw, headers=bearer(
+        keys["predictor"], **{"Content-Type": "application/json"}))
+    assert answer.status_code == 200, answer.get_json()
+    sent = fault_server.hits[-1][4]
+    assert b"not a number" not in sent
+    received = json.loads(sent)  # the json module reads NaN back; strict JSON readers would not
+    assert json.dumps(received) == json.dumps(forwarded)
+
+
+def test_a_failing_pinned_version_never_opens_the_circuit_of_stable(faulty_app, client, keys,
+                                                                   fault_server):
+    """Breakers are per target (label or pinned version): one failing version blocks only itself."""
+    body = {"instances": [{"x": 1.0}]}
+    headers = bearer(keys["predictor"])
+    fault_server.mode = ("status", 500)
+    codes = [client.post("/api/v1/models/tiny/versions/1:predict", json=body,
+                         headers=headers).get_json()["error"]["code"] for _ in range(4)]
+    assert codes == ["upstream_bad_response"] * 3 + ["circuit_open"]
+    fault_server.mode = "ok"
+    answer = client.post("/api/v1/models/tiny:predict", json=body, headers=headers)
+    assert answer.status_code == 200, "the stable label's own circuit is closed"
+    pinned = client.post("/api/v1/models/tiny/versions/1:predict", json=body, headers=headers)
+    assert pinned.get_json()["error"]["code"] == "circuit_open", "the pinned target stays open"

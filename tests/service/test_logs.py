@@ -92,3 +92,21 @@ def test_keys_and_authorization_headers_never_reach_the_logs(app, stream):
     text = stream.getvalue()
     assert KEY not in text and "Bearer" not in text
     assert "tfs_[REDACTED]" in text
+
+
+@pytest.mark.parametrize("path", ["/models/penguins:predict", "/models/pingüinos:predict"])
+def test_the_access_lines_fast_path_writes_what_ecs_logging_writes(path):
+    """The access line's own formatting equals ecs-logging's generic output, byte for byte
+    (an ASCII-escaped line too: a non-ASCII path goes through ecs-logging itself)."""
+    fields = {"event": {"dataset": "tfship.access", "duration": 1234},
+              "http": {"request": {"method": "POST"}, "response": {"status_code": 200}},
+              "url": {"path": path}, "client": {"ip": "127.0.0.1"},
+              "tfship": {"route": "/models/<name>:predict", "model": "penguins", "version": ""}}
+    record = logging.LogRecord(logs.ACCESS_LOGGER, logging.INFO, "logs.py", 7, "%s %s %s",
+                               ("POST", path, 200), None, func="_finish_request")
+    setattr(record, "http.request.id", "rid-1")
+    generic = logging.makeLogRecord(dict(record.__dict__, **logs._dotted(fields)))
+    formatter = logs.RedactingFormatter(exclude_fields=["log.original"])
+    fast = formatter.format(logging.makeLogRecord(dict(record.__dict__, **{logs.ECS_FIELDS: fields})))
+    assert fast == formatter.format(generic)
+    assert json.loads(fast)["http"]["request"] == {"id": "rid-1", "method": "POST"}

@@ -107,4 +107,4 @@ def test_the_model_server_link_verifies_the_certificate(tls_model_server, certif
 def test_the_ca_bundle_comes_from_the_settings(app_factory, sqlite_url, certificate):
     from service import gateway
     app = app_factory(sqlite_url, MODEL_SERVER_CA_BUNDLE=certificate[0])
-    assert gateway.state(app).client.session.verify == certificate[0]
+    assert gateway.state(app).client.pool.ca_bundle == certificate[0]

@@ -85,14 +85,14 @@ def test_server_errors_map_to_5xx_never_500(fault_server, code, error, status, o
 
 
 def test_model_server_4xx_passes_through_with_its_message(fault_server):
-    client = make_client(fault_server.url, breaker=CircuitBreaker(failure_threshold=1))
+    client = make_client(fault_server.url, breaker_factory=lambda: CircuitBreaker(failure_threshold=1))
     fault_server.mode = ("status", 404)
     for _ in range(3):
         with pytest.raises(upstream.UpstreamClientError) as caught:
             client.predict("m", b"{}")
         assert caught.value.status_code == 404
         assert "injected failure 404" in caught.value.message
-    assert client.breaker.state == "closed", "the caller's mistakes do not open the breaker"
+    assert client.breaker_for("m").state == "closed", "the caller's mistakes do not open the breaker"
 
 
 def test_non_json_answer_is_502(fault_server):
@@ -138,7 +138,7 @@ def test_model_status_and_available_versions(fault_server):
 def test_circuit_breaker_opens_fails_fast_then_recovers(fault_server):
     outcomes = []
     breaker = CircuitBreaker(failure_threshold=3, reset_timeout=1.0)
-    client = make_client(fault_server.url, outcomes, breaker=breaker)
+    client = make_client(fault_server.url, outcomes, breaker_factory=lambda: breaker)
     fault_server.mode = ("status", 500)
     for _ in range(3):
         with pytest.raises(upstream.UpstreamBadResponse):
@@ -206,3 +206,38 @@ def test_retry_budget_is_a_share_of_recent_requests():
     for _ in range(5):
         budget.record_request()
     assert budget.try_spend() and not budget.try_spend()
+
+
+def test_each_target_has_its_own_breaker(fault_server):
+    """A failing canary label (or pinned version) opens its own circuit, never stable's."""
+    outcomes = []
+    client = make_client(fault_server.url, outcomes, breaker_factory=lambda: CircuitBreaker(
+        failure_threshold=2, reset_timeout=30))
+    fault_server.mode = ("status", 500)
+    for _ in range(2):
+        with pytest.raises(upstream.UpstreamBadResponse):
+            client.predict("m", b"{}", label="canary", metric_version=2)
+    with pytest.raises(upstream.CircuitOpen):
+        client.predict("m", b"{}", label="canary", metric_version=2)
+    fault_server.mode = "ok"
+    assert client.predict("m", b"{}", label="stable", metric_version=1).status_code == 200
+    assert client.predict("m", b"{}", version=1).status_code == 200
+    assert client.available_versions("m") == [1]
+    assert client.breaker_for("m", label="canary").state == "open"
+    assert client.breaker_for("m", label="stable").state == "closed"
+    assert [o[1:3] for o in outcomes] == [(2, "server_error")] * 2 + [(2, "circuit_open"),
+                                                                     (1, "ok"), ("", "ok"),
+                                                                     ("", "ok")]
+
+
+def test_a_connection_the_server_closed_is_replaced_before_reuse(fault_server):
+    client = make_client(fault_server.url)
+    client.predict("m", b"{}")
+    idle = list(client.pool._idle)
+    assert len(idle) == 1
+    idle[0].sock.shutdown(2)  # as if the server had closed its end of the keep-alive link
+    fault_server.hits.clear()
+    assert client.predict("m", b"{}").status_code == 200
+    assert len(fault_server.hits) == 1, "sent once, on a new connection"
+    client.close()
+    assert not client.pool._idle

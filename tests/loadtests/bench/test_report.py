@@ -56,8 +56,8 @@ def results():
                      "registry": {"sqlite": dict(run(1, 900, 180, 5.0, 8.0, {"wrk": 0.1, "api": 4.0}),
                                                  total=3334, models=100_000,
                                                  database_only={"calls": 50, "p50_ms": 2.5, "p99_ms": 3.5},
-                                                 database_only_with_indexes={"calls": 50, "p50_ms": 0.5,
-                                                                             "p99_ms": 0.7, "indexes": ["CREATE X"]},
+                                                 cursor={"p50_ms": 0.5, "p99_ms": 0.7,
+                                                         "cpu_ms_per_request": {"api": 0.9}},
                                                  query={"owner": "team-03", "page": 50}),
                                   "postgres": {"skipped": "PostgreSQL 15 is not installed"}}}
     found["figures"].update(gateway.figures(GATEWAY, cores=2))
@@ -103,8 +103,9 @@ def test_markdown_shows_machine_verdicts_sections_and_the_ceiling_arithmetic(res
     assert "## Model server efficiency" not in text  # not run
     assert "| 2 workers x 4 threads (the stack's) | 1,000 | 0.5 | 8 | 1 |" in text
     assert "| 1 worker x 4 threads | 800 | 0.4 | 9 | 1.2 |" in text
-    assert "`CREATE X`" in text and "| 1 | 66 | 37.5 |" in text
+    assert "| 1 | 66 | 37.5 |" in text
     assert "0.05 (wrk) + 1 (API) + 0.95 (model server) = 2 ms" in text
     assert "at most 1,000 req/s through the API and 2,000 req/s directly" in text
     assert "| postgres | PostgreSQL 15 is not installed |" in text
-    assert "| sqlite | 3,334 | 900 | 5 | 8 | 4 | — | 2.5 | 3.5 | 0.5 | 0.7 |" in text
+    assert "## What each change bought" in text and "### The model server" in text
+    assert "| sqlite | 3,334 | 900 | 5 | 8 | 4 | — | 0.5 | 0.7 | 0.9 | 2.5 | 3.5 |" in text

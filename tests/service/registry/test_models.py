@@ -194,3 +194,52 @@ def test_oversized_body_gets_413(app_factory, sqlite_url, keys, bearer):
     answer = app.test_client().post(MODELS, json={"name": "big", "description": "x" * 2000},
                                     headers=bearer(keys["deployer"]))
     assert answer.status_code == 413 and answer.json["error"]["code"] == "payload_too_large"
+
+
+def test_list_items_equal_each_models_own_body(any_client, any_keys, bearer, version_body):
+    """The list writes its items itself (no marshmallow): they must stay the GET bodies."""
+    headers = bearer(any_keys["admin"])
+    create(any_client, headers, description="serving one", owner="o", tags=["b", "a"])
+    create(any_client, headers, name="quiet", tags=[])
+    any_client.post(f"{MODELS}/penguins/versions", json=version_body(1), headers=headers)
+    any_client.put(f"{MODELS}/penguins/rollout", json={"stable": 1}, headers=headers)
+    for query in ("", "?status=stable", "?cursor=", "?sort=-updated_at&tag=a"):
+        listed = any_client.get(f"{MODELS}{query}", headers=headers).json["items"]
+        assert listed, query
+        for item in listed:
+            assert item == any_client.get(f"{MODELS}/{item['name']}", headers=headers).json, query
+    assert [m["serving"] for m in any_client.get(MODELS, headers=headers).json["items"]] == [True, False]
+    any_client.put(f"{MODELS}/penguins/rollout", json={"stable": None}, headers=headers)
+
+
+def test_the_status_filter_follows_every_version_and_owner_change(any_client, any_keys, bearer,
+                                                                  version_body):
+    """The status filter reads model_statuses, which database triggers keep: check it after
+    each kind of write (register, retire, rollout, delete a version, new owner, delete)."""
+    headers = bearer(any_keys["admin"])
+
+    def listed(query):
+        page = any_client.get(f"{MODELS}?{query}", headers=headers).json
+        assert page["total"] == len(page["items"]), query
+        return [m["name"] for m in page["items"]]
+
+    create(any_client, headers, owner="a")
+    create(any_client, headers, name="other", owner="a")
+    for version in (1, 2, 3):
+        any_client.post(f"{MODELS}/penguins/versions", json=version_body(version), headers=headers)
+    assert listed("status=staged") == ["penguins"] and listed("status=stable") == []
+    any_client.patch(f"{MODELS}/penguins/versions/3", json={"status": "retired"}, headers=headers)
+    assert listed("status=retired&owner=a") == ["penguins"] and listed("status=staged") == ["penguins"]
+    any_client.put(f"{MODELS}/penguins/rollout", json={"stable": 1, "canary": 2, "canary_weight": 0.5},
+                   headers=headers)
+    assert listed("status=staged") == [] and listed("status=canary&owner=a") == ["penguins"]
+    any_client.put(f"{MODELS}/penguins/rollout", json={"stable": 2}, headers=headers)
+    assert (listed("status=stable"), listed("status=previous"), listed("status=canary")) == \
+        (["penguins"], ["penguins"], [])
+    any_client.delete(f"{MODELS}/penguins/versions/3", headers=headers)
+    assert listed("status=retired") == []
+    any_client.patch(f"{MODELS}/penguins", json={"owner": "b"}, headers=headers)
+    assert listed("status=stable&owner=a") == [] and listed("status=stable&owner=b") == ["penguins"]
+    any_client.put(f"{MODELS}/penguins/rollout", json={"stable": None}, headers=headers)
+    assert any_client.delete(f"{MODELS}/penguins", headers=headers).status_code == 204
+    assert listed("status=previous") == [] and listed("owner=a") == ["other"]

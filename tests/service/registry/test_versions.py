@@ -112,3 +112,29 @@ def test_versions_in_the_rollout_cannot_be_retired_or_deleted(client, keys, bear
     delete = client.delete(f"{VERSIONS}/1", headers=headers)
     assert delete.status_code == 409
     assert client.get(f"{VERSIONS}/1", headers=headers).json["status"] == "stable"
+
+
+def test_versions_page_by_cursor(any_client, any_keys, bearer, version_body):
+    deployer = bearer(any_keys["deployer"])
+    any_client.post("/api/v1/models", json={"name": "penguins"}, headers=deployer)
+    for version in range(1, 6):
+        any_client.post(VERSIONS, json=version_body(version), headers=deployer)
+    page = any_client.get(f"{VERSIONS}?per_page=2&cursor=", headers=deployer).json
+    seen = []
+    while True:
+        seen.append([v["version"] for v in page["items"]])
+        assert page["total"] == 5 and page["page"] is None
+        if "next" not in page["links"]:
+            break
+        page = any_client.get(page["links"]["next"], headers=deployer).json
+    assert seen == [[5, 4], [3, 2], [1]]
+    back = any_client.get(page["links"]["prev"], headers=deployer).json
+    assert [v["version"] for v in back["items"]] == [3, 2]
+    wrong = any_client.get(f"{VERSIONS}?sort=version&cursor={page['links']['prev'].split('cursor=')[1]}",
+                           headers=deployer)
+    assert wrong.status_code == 400 and wrong.json["error"]["field"] == "cursor"
+
+
+def test_a_page_number_past_any_offset_gets_422(client, keys, bearer, penguins):
+    answer = client.get(f"{VERSIONS}?page={2 ** 63}", headers=bearer(keys["reader"]))
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "page"

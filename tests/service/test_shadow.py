@@ -1,0 +1,247 @@
+"""Shadow mode's gateway side (service/shadow.py): the deterministic share, the comparison,
+the bounded queue that drops and counts, and the gateway hook through the real Flask app
+against a real HTTP server standing in for TF Serving (stable and shadow answered per path,
+the shadow slow or failing on demand). The real-stack proofs: tests/service/delivery/
+test_shadow_stack.py. Budget: ~5 s.
+"""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prometheus_client import REGISTRY
+
+from service import shadow
+
+ROW = {"island": "Biscoe", "sex": "male", "bill_length_mm": 50.0, "bill_depth_mm": 15.0,
+       "flipper_length_mm": 220.0, "body_mass_g": 5000.0}
+
+
+SHADOW_PATH = "/versions/3:predict"
+
+
+class VersionServer:
+    """Answers TF Serving predictions per path: the shadow (version 3) and the rest (stable).
+
+    ``shadow`` is (status, class name, seconds to sleep first); ``paths`` records every call.
+    """
+
+    def __init__(self):
+        self.shadow = (200, "Gentoo", 0.0)
+        self.paths, self.arrived = [], threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.paths.append(self.path)
+                shadow_call = self.path.endswith(SHADOW_PATH)
+                status, name, sleep = owner.shadow if shadow_call else (200, "Gentoo", 0.0)
+                if shadow_call:
+                    owner.arrived.set()
+                time.sleep(sleep)
+                body = {"predictions": [{"class_name": name, "class_id": 2}
+                                        for _ in rows["instances"]]} if status == 200 \
+                    else {"error": "injected"}
+                payload = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the shadow client timed out and hung up
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def shadow_calls(self):
+        return [p for p in self.paths if p.endswith(SHADOW_PATH)]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def model_server():
+    server = VersionServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gateway(app_factory, sqlite_url, model_server, bearer, version_body):
+    """The API on SQLite against model_server: penguins stable 2, shadow 3 at share 1."""
+    from tests.service.conftest import delete_all_models, role_keys_for
+    app = app_factory(sqlite_url, MODEL_SERVER_URL=model_server.url, SHADOW_TIMEOUT_S=0.3,
+                      SHADOW_QUEUE_SIZE=2, SHADOW_FLUSH_INTERVAL_S=60)
+    delete_all_models(app)
+    client, keys = app.test_client(), role_keys_for(app)
+    admin = bearer(keys["admin"])
+    client.post("/api/v1/models", json={"name": "penguins"}, headers=admin)
+    for version in (2, 3):
+        client.post("/api/v1/models/penguins/versions", json=version_body(version), headers=admin)
+    client.put("/api/v1/models/penguins/rollout", json={"stable": 2}, headers=admin)
+    assert client.put("/api/v1/models/penguins/rollout/shadow", json={"version": 3, "share": 1},
+                      headers=admin).status_code == 200
+    yield app, client, bearer(keys["predictor"]), admin
+    mirror = app.extensions.get(shadow.EXTENSION)
+    if mirror is not None:
+        mirror.close(timeout=2)
+    gateway_state = app.extensions.get("tfship_gateway")
+    if gateway_state is not None:
+        gateway_state.client.close()
+    delete_all_models(app)
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def predict(client, headers):
+    answer = client.post("/api/v1/models/penguins:predict", json={"instances": [ROW, ROW]},
+                         headers=headers)
+    assert answer.status_code == 200, answer.json
+    assert answer.headers["X-Model-Version"] == "2"
+    assert [row["class_name"] for row in answer.json["predictions"]] == ["Gentoo", "Gentoo"]
+    answer.close()  # as a WSGI server does once it sent the body: the mirror is queued then
+    return answer
+
+
+def test_the_share_is_exact_and_deterministic(app):
+    mirror = shadow.Mirror(app)
+    try:
+        for share, calls, expected in ((0.1, 1000, 100), (0.5, 10, 5), (1.0, 7, 7), (0.0, 50, 0)):
+            model = f"m{share}"
+            picked = [mirror.picks(model, share) for _ in range(calls)]
+            assert sum(picked) == expected
+        assert [mirror.picks("alternate", 0.5) for _ in range(4)] == [False, True, False, True]
+        counts = []
+
+        def pick():
+            counts.append(sum(mirror.picks("threads", 0.25) for _ in range(2500)))
+
+        threads = [threading.Thread(target=pick) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sum(counts) == 2500  # exactly a quarter of 10,000 calls, across threads
+    finally:
+        mirror.client.close()
+
+
+@pytest.mark.parametrize("answer, classes", [
+    ({"predictions": [{"class_name": "a"}, {"class_id": 2}, "junk"]}, ["a", 2, None]),
+    ({"outputs": {"class_name": ["a", "b"], "class_id": [0, 1]}}, ["a", "b"]),
+    ({"outputs": {"class_id": [0, 1]}}, [0, 1]),
+    ({"outputs": {"probabilities": [[1.0]]}}, []),
+    ("not json", []),
+])
+def test_row_classes_read_rows_and_columns(answer, classes):
+    assert shadow.row_classes(answer) == classes
+
+
+def test_agreement_counts_stable_rows_and_missing_shadow_rows_disagree():
+    assert shadow.agreement(["a", "b", "c"], ["a", "x", "c"]) == (3, 2)
+    assert shadow.agreement(["a", "b"], ["a"]) == (2, 1)
+    assert shadow.agreement([None, "b"], [None, "b"]) == (2, 1)  # unreadable never agrees
+
+
+def test_quantiles_come_from_the_bucket_bounds():
+    tally = shadow.Tally()
+    for seconds in [0.0004] * 50 + [0.0045] * 49 + [30.0]:
+        tally.add_latency(shadow.SHADOW, seconds)
+    assert shadow.quantile(tally.shadow_buckets, 0.5) == 0.0005
+    assert shadow.quantile(tally.shadow_buckets, 0.99) == 0.005
+    assert shadow.quantile(tally.shadow_buckets, 1.0) == shadow.LATENCY_BOUNDS[-1]
+    assert shadow.quantile({}, 0.5) is None
+
+
+def test_a_shadow_that_agrees_is_compared_after_the_answer(gateway, model_server):
+    app, client, headers, admin = gateway
+    before = sample("tfship_shadow_rows_total", model="penguins", version="3", agreement="agree")
+    predict(client, headers)
+    assert model_server.arrived.wait(5), "the shadow got the mirrored body"
+    mirror = app.extensions[shadow.EXTENSION]
+    mirror.close()
+    assert model_server.shadow_calls() == ["/v1/models/penguins/versions/3:predict"]
+    assert sample("tfship_shadow_rows_total", model="penguins", version="3",
+                  agreement="agree") == before + 2
+    assert sample("tfship_shadow_latency_seconds_count", model="penguins", version="3",
+                  role="primary") >= 1
+    found = client.get("/api/v1/models/penguins/rollout/shadow", headers=admin).json
+    [comparison] = found["comparisons"]
+    assert (comparison["requests"], comparison["rows"], comparison["agreed"]) == (1, 2, 2)
+
+
+@pytest.mark.parametrize("shadow_answer, outcome", [
+    ((500, "", 0.0), "server_error"),
+    ((200, "Adelie", 1.0), "timeout"),
+    ((404, "", 0.0), "client_error"),
+])
+def test_a_failing_or_slow_shadow_never_changes_the_answer(gateway, model_server,
+                                                          shadow_answer, outcome):
+    app, client, headers, _ = gateway
+    model_server.shadow = shadow_answer
+    before = sample("tfship_shadow_requests_total", model="penguins", version="3", outcome=outcome)
+    started = time.perf_counter()
+    predict(client, headers)
+    assert time.perf_counter() - started < 0.5  # never waits for the shadow
+    app.extensions[shadow.EXTENSION].close()
+    assert sample("tfship_shadow_requests_total", model="penguins", version="3",
+                  outcome=outcome) == before + 1
+
+
+def test_a_full_queue_drops_and_counts_without_waiting(gateway, model_server):
+    app, client, headers, admin = gateway
+    model_server.shadow = (200, "Gentoo", 0.25)  # slower than the client: the queue fills
+    before = sample("tfship_shadow_dropped_total", model="penguins", version="3")
+    started = time.perf_counter()
+    for _ in range(10):
+        predict(client, headers)
+    assert time.perf_counter() - started < 2.0
+    mirror = app.extensions[shadow.EXTENSION]
+    dropped = sample("tfship_shadow_dropped_total", model="penguins", version="3") - before
+    assert dropped >= 10 - 2 - 2  # at most the queue (2) and the call in flight (1 or 2) pass
+    mirror.close()
+    found = client.get("/api/v1/models/penguins/rollout/shadow", headers=admin).json
+    assert found["comparisons"][0]["dropped"] == dropped
+
+
+def test_pinned_versions_canaries_and_paused_shares_are_not_mirrored(gateway, model_server):
+    app, client, headers, _ = gateway
+    answer = client.post("/api/v1/models/penguins/versions/2:predict",
+                         json={"instances": [ROW]}, headers=headers)
+    assert answer.status_code == 200
+    route = type("Route", (), {"label": "canary", "version": 4})()
+    with app.test_request_context():
+        assert not shadow.mirror("penguins", {"shadow": 3, "shadow_share": 1.0}, route, {}, {}, 0)
+        stable = type("Route", (), {"label": "stable", "version": 2})()
+        assert not shadow.mirror("penguins", {"shadow": 3, "shadow_share": 0.0}, stable, {}, {}, 0)
+        assert not shadow.mirror("penguins", {"stable": 2}, stable, {}, {}, 0)
+        # A broken state never raises into the request.
+        assert not shadow.mirror("penguins", {"shadow": 3, "shadow_share": "x"}, stable, {}, {}, 0)
+    time.sleep(0.1)
+    assert model_server.shadow_calls() == []
+
+
+def test_counts_survive_a_failed_flush(app_factory, data_dir):
+    app = app_factory("postgresql+psycopg://nobody@127.0.0.1:9/none", DATABASE_TIMEOUT_S=0.5)
+    mirror = shadow.Mirror(app)
+    try:
+        mirror._tallies[("penguins", 1, 2)] = shadow.Tally(requests=3, rows=3, agreed=2)
+        assert mirror.flush() == 0
+        assert mirror._tallies[("penguins", 1, 2)].agreed == 2  # kept for the next flush
+    finally:
+        mirror.client.close()
