@@ -38,9 +38,12 @@ def _begin_sqlite_transaction(connection):
     A deferred transaction that read, then tries to write after another writer committed,
     fails at once with "database is locked" (its snapshot is stale). BEGIN IMMEDIATE waits
     for the lock instead, so the request then reads the latest row and its If-Match check
-    answers 412, as on PostgreSQL.
+    answers 412, as on PostgreSQL. Predictions are POSTs that only read the registry: they
+    must not hold the write lock across the model-server call (a slow canary would then block
+    the very rollout change that aborts it).
     """
-    writes = has_request_context() and request.method in WRITE_METHODS
+    writes = (has_request_context() and request.method in WRITE_METHODS
+              and request.blueprint != "gateway")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 

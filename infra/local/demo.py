@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 from infra.local import cli as stack
-from infra.local import processes
+from infra.local import model_server, processes
 from infra.local.settings import LocalSettings
 
 EXAMPLES = [  # one penguin of each species, and one with missing values
@@ -63,14 +63,21 @@ def show_predictions(out, predictions):
 
 
 def show_model_server(settings, out):
-    """Predictions straight from the model server: pinned versions and the `stable` label."""
-    targets = [f"/versions/{v}" for v in exported_versions(settings)[-VERSIONS_WANTED:]]
-    targets.append("/labels/stable")
+    """Predictions straight from the model server: each version it serves, and `stable`.
+
+    It serves only what the registry's rollout state names; other exports wait for a rollout.
+    """
+    served = model_server.available_versions(settings)
+    targets = [f"/versions/{v}" for v in served] + ["/labels/stable"]
     for target in targets:
         path = f"/v1/models/{settings.model_name}{target}:predict"
         out(f"[demo] model server: POST {path}")
         _, _, body = call(settings.model_server_url + path, body={"instances": EXAMPLES})
         show_predictions(out, body["predictions"])
+    waiting = [v for v in exported_versions(settings) if v not in served]
+    if waiting:
+        out(f"[demo] exported but not served: versions {waiting}; `tfship rollout start "
+            f"--version {waiting[-1]}` canaries one (the reconciler loads it)")
 
 
 def show_api(settings, out):

@@ -7,23 +7,22 @@ from infra.local import processes
 BINARY = "tensorflow_model_server"
 
 
-def initial_model_config(settings):
-    """A ModelServerConfig for the first start: every exported version, `stable` on the newest.
+def initial_model_config(settings, stable):
+    """A ModelServerConfig for the first start: version stable only, labelled `stable`.
 
-    Later the rollout reconciler owns this file; `tfship up` writes it only when it is absent.
+    The reconciler owns the file from then on: it serves the versions the registry's rollout
+    state names (stable, canary, previous) and moves their labels; `tfship up` writes the file
+    only when it is absent.
     """
     model_dir = settings.models_dir / settings.model_name
-    versions = sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
-    if not versions:
-        raise FileNotFoundError(f"no exported versions under {model_dir}; run `tfship train` first")
     return (
         "model_config_list {\n"
         "  config {\n"
         f'    name: "{settings.model_name}"\n'
         f'    base_path: "{model_dir}"\n'
         '    model_platform: "tensorflow"\n'
-        "    model_version_policy { all {} }\n"
-        f'    version_labels {{ key: "stable" value: {versions[-1]} }}\n'
+        f"    model_version_policy {{ specific {{ versions: {stable} }} }}\n"
+        f'    version_labels {{ key: "stable" value: {stable} }}\n'
         "  }\n"
         "}\n"
     )
@@ -61,12 +60,23 @@ def available_versions(settings):
                   if v.get("state") == "AVAILABLE")
 
 
-def start(settings, timeout=120.0):
+def label_version(settings, label):
+    """The version label points at on the model server (None when it is unknown)."""
+    status = processes.get_json(
+        f"{settings.model_server_url}/v1/models/{settings.model_name}/labels/{label}")
+    versions = (status or {}).get("model_version_status") or []
+    return int(versions[0]["version"]) if versions else None
+
+
+def launch(settings, stable):
+    """Start the model server in the background; stable seeds a missing config file."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if not settings.model_config_file.exists():
-        settings.model_config_file.write_text(initial_model_config(settings))
+        settings.model_config_file.write_text(initial_model_config(settings, stable))
     (settings.state_dir / "monitoring.config").write_text(MONITORING_CONFIG)
-    process = processes.start(settings, "model-server", command(settings),
-                              settings.model_server_url)
-    processes.wait_until(process, lambda: available_versions(settings), timeout)
-    return process
+    return processes.start(settings, "model-server", command(settings), settings.model_server_url)
+
+
+def wait_ready(settings, process, timeout=120.0):
+    """Wait until the model server reports a version of the model AVAILABLE."""
+    return processes.wait_until(process, lambda: available_versions(settings), timeout)

@@ -97,27 +97,33 @@ def get_json(url, timeout=2.0):
 
 
 def stop(settings, name=None, timeout=10.0):
-    """Stop recorded processes (all, or one by name): SIGTERM their group, then SIGKILL."""
-    remaining = []
-    stopped = []
-    for process in reversed(recorded(settings)):  # dependents first
-        if name is not None and process.name != name:
-            remaining.append(process)
-            continue
-        _terminate(process.pid, timeout)
-        stopped.append(process)
-    _record(settings, remaining[::-1])
-    return stopped
+    """Stop recorded processes (all, or one by name): SIGTERM their groups, then SIGKILL.
+
+    Dependents are signalled first; all of them then shut down at the same time, so stopping
+    the stack takes as long as its slowest process, not the sum.
+    """
+    selected = [p for p in reversed(recorded(settings)) if name is None or p.name == name]
+    for process in selected:
+        _signal_group(process.pid, signal.SIGTERM)
+    if not _wait_gone(selected, timeout):
+        for process in selected:
+            _signal_group(process.pid, signal.SIGKILL)
+        _wait_gone(selected, timeout)
+    _record(settings, [p for p in recorded(settings) if p not in selected])
+    return selected
 
 
-def _terminate(pid, timeout):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return
-            time.sleep(0.1)
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_gone(selected, timeout):
+    deadline = time.monotonic() + timeout
+    while any(alive(p.pid) for p in selected):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True

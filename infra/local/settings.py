@@ -16,6 +16,9 @@ DEFAULTS = {
     "TFSHIP_MODEL_NAME": "penguins",
     "TFSHIP_FILE_SYSTEM_POLL_SECONDS": "2",
     "TFSHIP_MODEL_CONFIG_POLL_SECONDS": "2",
+    "TFSHIP_RECONCILE_INTERVAL_SECONDS": "1",  # between the reconciler's passes
+    # The API's own setting, passed to it: the unload grace of the reconciler derives from it.
+    "TFSHIP_API_ROLLOUT_CACHE_TTL_S": "2",
 }
 
 
@@ -30,6 +33,8 @@ class LocalSettings:
     model_name: str
     file_system_poll_seconds: int
     model_config_poll_seconds: int
+    reconcile_interval_seconds: float
+    rollout_cache_ttl_seconds: float
 
     @classmethod
     def from_env(cls, environ=None):
@@ -45,6 +50,8 @@ class LocalSettings:
             model_name=env["TFSHIP_MODEL_NAME"],
             file_system_poll_seconds=int(env["TFSHIP_FILE_SYSTEM_POLL_SECONDS"]),
             model_config_poll_seconds=int(env["TFSHIP_MODEL_CONFIG_POLL_SECONDS"]),
+            reconcile_interval_seconds=float(env["TFSHIP_RECONCILE_INTERVAL_SECONDS"]),
+            rollout_cache_ttl_seconds=float(env["TFSHIP_API_ROLLOUT_CACHE_TTL_S"]),
         )
 
     @property
@@ -54,6 +61,15 @@ class LocalSettings:
     @property
     def model_config_file(self):
         return self.state_dir / "models.config"
+
+    @property
+    def unload_grace_seconds(self):
+        """How long the reconciler keeps a dropped label or an unnamed version loaded.
+
+        A gateway may route by a cached rollout state for the TTL, and the model server reads
+        the config file once per poll: both must pass first (plus a second to spare).
+        """
+        return self.rollout_cache_ttl_seconds + self.model_config_poll_seconds + 1.0
 
     def key_file(self, role):
         """Where `tfship up` writes the bootstrap key of a role (admin, predictor)."""

@@ -119,8 +119,15 @@ def _p95(window, model, version):
     return next(bound for bound in sorted(merged) if merged[bound] >= 0.95 * total)
 
 
-def measure(before, after, model, stable, canary):
-    """Return the step's measurements per version (plain data, kept in the rollout history)."""
+def measure(before, after, model, stable, canary, stable_baseline=None, min_stable_rows=0):
+    """Return the step's measurements per version (plain data, kept in the rollout history).
+
+    The canary's classes are compared (PSI) with stable's from this step when stable served at
+    least min_stable_rows rows in it. At a high canary weight stable serves few rows, and a PSI
+    over a handful of rows is noise: then stable_baseline (stable's classes from an earlier step
+    of the same rollout) stands in, and ``psi_against`` says so; with neither, ``psi`` is None
+    and the classes are not judged at this step.
+    """
     window = _increase(before, after)
     result = {}
     for role, version in (("stable", stable), ("canary", canary)):
@@ -137,7 +144,11 @@ def measure(before, after, model, stable, canary):
                         "p95_seconds": _p95(window, model, version), "rows": rows,
                         "out_of_range_rate": out_of_range / rows if rows else 0.0,
                         "classes": dict(classes)}
-    result["psi"] = psi(result["stable"]["classes"], result["canary"]["classes"])
+    expected, result["psi_against"] = result["stable"]["classes"], "this step"
+    if result["stable"]["rows"] < min_stable_rows:
+        expected, result["psi_against"] = (stable_baseline, "an earlier step") if stable_baseline \
+            else (None, None)
+    result["psi"] = psi(expected, result["canary"]["classes"]) if expected else None
     return result
 
 
@@ -153,7 +164,7 @@ def judge(measurements, thresholds):
         reasons.append(f"canary p95 latency {canary['p95_seconds']:g} s > "
                        f"{thresholds.max_p95_seconds:g} s")
     if canary["calls"] - canary["failed_calls"] >= thresholds.min_calls and stable["rows"]:
-        if measurements["psi"] > thresholds.max_psi:
+        if measurements.get("psi") is not None and measurements["psi"] > thresholds.max_psi:
             reasons.append(f"predicted classes differ from stable's: PSI "
                            f"{measurements['psi']:.2f} > {thresholds.max_psi:g}")
         increase = canary["out_of_range_rate"] - stable["out_of_range_rate"]

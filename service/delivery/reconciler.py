@@ -18,14 +18,15 @@ to the registry and the model servers over HTTP only.
 """
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 
-from service.delivery import model_config, replicas
+from service.delivery import config_store, model_config, replicas
 from service.delivery.registry_client import RegistryClient, RegistryError, read_key
 
-LABELS = ("stable", "canary", "previous")
+LABELS = ("stable", "canary", "previous", "shadow")  # shadow: mirrored traffic (service/shadow.py)
 log = logging.getLogger("tfship.reconciler")
 
 
@@ -100,22 +101,34 @@ def _entry(entry, versions, labels):
 
 
 class Reconciler:
-    """Reconcile the models of one config file with the registry, across model-server replicas."""
+    """Reconcile the models of one model config with the registry, across model-server replicas.
 
-    def __init__(self, registry, config_file, replica_urls, unload_grace_s, clock=time.monotonic):
-        self.registry, self.config_file = registry, config_file
-        self.replica_urls, self.grace, self.clock = list(replica_urls), unload_grace_s, clock
+    config: a path (a file) or a store with read() and write(entries) (config_store).
+    replica_urls: the replicas' base URLs, or a callable returning them at each pass (DNS).
+    """
+
+    def __init__(self, registry, config, replica_urls, unload_grace_s, clock=time.monotonic):
+        self.registry = registry
+        self.config = config_store.FileStore(config) if isinstance(config, str) else config
+        urls = None if callable(replica_urls) else list(replica_urls)
+        self.replicas = replica_urls if urls is None else (lambda: urls)
+        self.grace, self.clock = unload_grace_s, clock
         self.retiring = {}  # model -> {("label"|"version", key): deadline}
 
     def reconcile_once(self):
         """Make one pass over every model; return True when all have converged."""
-        entries = model_config.read(self.config_file)
+        entries = self.config.read()
+        try:
+            replica_urls = self.replicas()
+        except replicas.ReplicaUnreachable as error:
+            log.warning("%s; changing nothing", error)
+            return False
         converged, changed = True, False
         for index, entry in enumerate(entries):
             try:
                 state, _ = self.registry.rollout(entry.name)
-                available = replicas.available_everywhere(self.replica_urls, entry.name)
-                failed = replicas.failed_anywhere(self.replica_urls, entry.name,
+                available = replicas.available_everywhere(replica_urls, entry.name)
+                failed = replicas.failed_anywhere(replica_urls, entry.name,
                                                   set(wanted_labels(state).values()))
             except (RegistryError, replicas.ReplicaUnreachable) as error:
                 log.warning("%s: %s; changing nothing", entry.name, error)
@@ -131,17 +144,17 @@ class Reconciler:
                          list(plan.entry.versions), plan.entry.labels)
                 entries[index], changed = plan.entry, True
             elif plan.converged:
-                plan.converged = self._labels_applied(entry)
+                plan.converged = self._labels_applied(entry, replica_urls)
             converged &= plan.converged
         if changed:
-            model_config.write(self.config_file, entries)
+            self.config.write(entries)
         return converged and not changed
 
-    def _labels_applied(self, entry):
+    def _labels_applied(self, entry, replica_urls):
         """Return whether every replica resolves every label of entry as the file says."""
         try:
             return all(replicas.label_version(url, entry.name, label) == version
-                       for url in self.replica_urls for label, version in entry.labels.items())
+                       for url in replica_urls for label, version in entry.labels.items())
         except replicas.ReplicaUnreachable:
             return False
 
@@ -155,13 +168,16 @@ class Reconciler:
                 return False
             time.sleep(interval)
 
-    def run_forever(self, interval):
-        """Pass every interval seconds until interrupted."""
+    def run_forever(self, interval, heartbeat_file=None):
+        """Pass every interval seconds until interrupted, touching heartbeat_file after each pass."""
         while True:
             try:
                 self.reconcile_once()
             except (OSError, model_config.ConfigFileError) as error:
-                log.error("cannot reconcile %s: %s", self.config_file, error)
+                log.error("cannot reconcile %s: %s", self.config, error)
+            if heartbeat_file:
+                with open(heartbeat_file, "a", encoding="utf-8"):
+                    os.utime(heartbeat_file)
             time.sleep(interval)
 
 
@@ -171,10 +187,22 @@ def parser(command="reconcile"):
         "Serving's model config file, moving labels only to versions AVAILABLE on every replica.")
     result.add_argument("--registry", required=True, help="the API's base URL")
     result.add_argument("--key-file", required=True, help="file holding a reader (or higher) key")
-    result.add_argument("--model-config-file", required=True,
-                        help="the ModelServerConfig file the model servers poll")
-    result.add_argument("--model-server", action="append", required=True, dest="model_servers",
-                        metavar="URL", help="a replica's REST base URL (repeat for each)")
+    where = result.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model-config-file",
+                       help="the ModelServerConfig file the model servers poll")
+    where.add_argument("--model-config-configmap", metavar="NAMESPACE/NAME",
+                       help="the ConfigMap the model servers mount, read and replaced through the "
+                       "Kubernetes API with this pod's ServiceAccount (in a cluster)")
+    result.add_argument("--model-config-key", default="models.config",
+                        help="with --model-config-configmap: the key holding the config")
+    servers = result.add_mutually_exclusive_group(required=True)
+    servers.add_argument("--model-server", action="append", dest="model_servers",
+                         metavar="URL", help="a replica's REST base URL (repeat for each)")
+    servers.add_argument("--model-server-dns", metavar="URL",
+                         help="http://NAME:PORT whose NAME resolves to every replica (a headless "
+                         "Service); resolved again at each pass")
+    result.add_argument("--heartbeat-file", help="touched after every pass (a liveness probe "
+                        "checks its age)")
     result.add_argument("--once", action="store_true",
                         help="reconcile until converged (or --timeout), then exit")
     result.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
@@ -190,16 +218,25 @@ def run(command, argv):
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        if args.model_config_configmap:
+            config = config_store.ConfigMapStore.parse(
+                args.model_config_configmap, args.model_config_key, config_store.KubernetesApi.in_cluster())
+        else:
+            config = args.model_config_file
+        if args.model_server_dns:
+            replicas.split_url(args.model_server_dns)  # a malformed URL fails now, not every pass
+            replica_urls = lambda: replicas.resolve(args.model_server_dns)  # noqa: E731
+        else:
+            replica_urls = args.model_servers
         reconciler = Reconciler(RegistryClient(args.registry, read_key(args.key_file)),
-                                args.model_config_file, args.model_servers,
-                                args.unload_grace_seconds)
+                                config, replica_urls, args.unload_grace_seconds)
         if args.once:
             if reconciler.run_until_converged(args.timeout, args.interval):
                 return 0
             print(f"[{command}] not converged after {args.timeout:g} s", file=sys.stderr)
             return 1
-        reconciler.run_forever(args.interval)
-    except (RegistryError, OSError, model_config.ConfigFileError) as error:
+        reconciler.run_forever(args.interval, args.heartbeat_file)
+    except (RegistryError, OSError, ValueError, model_config.ConfigFileError) as error:
         print(f"[{command}] {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

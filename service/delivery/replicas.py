@@ -1,5 +1,12 @@
-"""Ask every model-server replica, through TF Serving's status API, what it serves."""
-from urllib.parse import quote
+"""Ask every model-server replica, through TF Serving's status API, what it serves.
+
+Replicas are given as URLs, or found through DNS (`resolve`): in Kubernetes a headless
+Service's name resolves to one address per ready replica, so every pass sees the replicas the
+autoscaler runs now.
+"""
+import ipaddress
+import socket
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -9,6 +16,36 @@ FAILED = "FAILED"
 
 class ReplicaUnreachable(RuntimeError):
     """A replica did not answer its status API."""
+
+
+def resolve(url, lookup=socket.getaddrinfo):
+    """Return one base URL per address url's host resolves to (sorted; ReplicaUnreachable if none).
+
+    url is `http://<name>:<port>`; each address gives `http://<address>:<port>`.
+    """
+    scheme, host, port = split_url(url)
+    try:
+        infos = lookup(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ReplicaUnreachable(f"{host}: no replica address ({error})") from None
+    addresses = sorted({info[4][0] for info in infos},
+                       key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
+    if not addresses:
+        raise ReplicaUnreachable(f"{host}: no replica address")
+    return [f"{scheme}://{f'[{a}]' if ':' in a else a}:{port}" for a in addresses]
+
+
+def split_url(url):
+    """Return (scheme, host, port) of an http(s)://host[:port] URL; ValueError otherwise."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None \
+            or parts.path not in ("", "/"):
+        raise ValueError(f"{url!r} is not an http(s)://host[:port] URL")
+    return parts.scheme, parts.hostname, port
 
 
 def version_states(replica_url, model, session=requests):

@@ -44,6 +44,7 @@ class Driver:
 
     def __init__(self, registry, model, out=print, sleep=time.sleep):
         self.registry, self.model, self.out, self.sleep = registry, model, out, sleep
+        self._stable_classes = None  # stable's classes from the last step that saw enough of them
 
     def _set(self, etag, **fields):
         state, etag = self.registry.set_rollout(self.model, etag=etag, **fields)
@@ -114,13 +115,15 @@ class Driver:
             self.sleep(seconds)
             return {}
         started, measured = time.monotonic(), {}
+        baseline = self._stable_classes
         longest = max(30.0, 5 * seconds)
         try:
             before = analysis.snapshot(metrics_urls)
             while True:
                 self.sleep(seconds)
                 measured = analysis.measure(before, analysis.snapshot(metrics_urls), self.model,
-                                            stable, canary)
+                                            stable, canary, stable_baseline=baseline,
+                                            min_stable_rows=thresholds.min_calls)
                 reasons = analysis.judge(measured, thresholds)
                 calls = measured["canary"]["calls"]
                 if reasons or calls >= thresholds.min_calls:
@@ -132,8 +135,12 @@ class Driver:
         except analysis.MetricsUnavailable as error:
             reasons = [f"the gateway metrics are unavailable ({error})"]
         calls = measured.get("canary", {}).get("calls", 0)
+        if measured.get("psi_against") == "this step":
+            self._stable_classes = measured["stable"]["classes"]  # the baseline of later steps
+        psi = measured.get("psi")
         self.out(f"[rollout] step {_percent(weight)}: {calls:g} canary calls, PSI "
-                 f"{measured.get('psi', 0.0):.3f}: " + ("; ".join(reasons) or "passed"))
+                 + (f"{psi:.3f}" if psi is not None else "not judged (too few stable rows)")
+                 + ": " + ("; ".join(reasons) or "passed"))
         if reasons:
             reason = f"automatic rollback at {_percent(weight)}: " + "; ".join(reasons)
             self.abort(reason=reason, measurements=measured)

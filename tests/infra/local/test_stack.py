@@ -1,8 +1,13 @@
 """The local stack end to end: `tfship demo`, predictions against the in-process model, errors,
-live pickup of a new version, `tfship down`. Budget: ~60 s (two server starts' TF imports).
+the reconciler serving what the registry's rollout state names (a new export is registered but
+not served until a rollout names it), `tfship down`.
+
+Budget: ~90 s alone (the demo's `tfship up` and its bounded verify gate ~35 s, training one
+more version ~15 s, two canary loads through the reconciler ~10 s, `tfship down` ~10 s).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,11 +34,16 @@ def stack(trained_models, tmp_path_factory):
     """The demo's stack on free ports over a copy of the session's two trained versions."""
     base = tmp_path_factory.mktemp("stack")
     shutil.copytree(trained_models[0], base / "models")
+    api_port = free_port()
     env = dict(os.environ, TFSHIP_STATE_DIR=str(base / "state"),
                TFSHIP_MODELS_DIR=str(base / "models"),
-               TFSHIP_MODEL_SERVER_PORT=str(free_port()), TFSHIP_API_PORT=str(free_port()),
-               TFSHIP_PROMETHEUS_PORT=str(free_port()),
-               TFSHIP_FILE_SYSTEM_POLL_SECONDS="1", TFSHIP_MODEL_CONFIG_POLL_SECONDS="1")
+               TFSHIP_MODEL_SERVER_PORT=str(free_port()), TFSHIP_API_PORT=str(api_port),
+               TFSHIP_PROMETHEUS_PORT=str(free_port()), TFSHIP_MODEL_SERVER_GRPC_PORT=str(free_port()),
+               TFSHIP_FILE_SYSTEM_POLL_SECONDS="1", TFSHIP_MODEL_CONFIG_POLL_SECONDS="1",
+               TFSHIP_RECONCILE_INTERVAL_SECONDS="0.5",
+               # `tfship rollout` against this stack
+               TFSHIP_REGISTRY_URL=f"http://127.0.0.1:{api_port}", TFSHIP_MODEL_NAME="penguins",
+               TFSHIP_KEY_FILE=str(base / "state" / "admin.key"))
     demo = tfship(env, "demo", "--no-wait")
     url = f"http://127.0.0.1:{env['TFSHIP_MODEL_SERVER_PORT']}/v1/models/penguins"
     api = f"http://127.0.0.1:{env['TFSHIP_API_PORT']}"
@@ -55,29 +65,39 @@ def columns_of(rows):
 def test_demo_starts_the_stack_and_shows_predictions(stack):
     assert stack["demo"].returncode == 0, stack["demo"].stderr
     out = stack["demo"].stdout
-    assert "[demo] model server: POST /v1/models/penguins/versions/1:predict" in out
+    # Only the registry's stable version (the newest export) is served; 1 waits for a rollout.
+    assert "[demo] model server: POST /v1/models/penguins/versions/2:predict" in out
+    assert "/versions/1:predict" not in out
     assert "/labels/stable:predict" in out
+    assert "exported but not served: versions [1]" in out
     assert "Adelie" in out and "Gentoo" in out
+    assert "[up] registered penguins version 1" in out
     assert "[up] registered penguins version 2" in out
+    assert "[up] reconciler: the model server serves the registry's rollout state (stable 2)" in out
     assert "[demo] gateway: POST /api/v1/models/penguins:predict -> served by version 2 (stable)" \
         in out
     status = tfship(stack["env"], "status")
     assert status.returncode == 0, status.stdout
-    for name in ("model-server", "api"):
-        assert name in status.stdout
+    for name in ("model-server", "api", "reconciler"):
+        assert re.search(rf"^{name} +pid \d+ +running", status.stdout, re.MULTILINE), status.stdout
     assert "DEAD" not in status.stdout
 
 
 def test_bootstrap_keys_are_private_files_that_work(stack):
-    for role in ("admin", "predictor"):
+    for role in ("admin", "predictor", "reader"):
         path = stack["state"] / f"{role}.key"
         assert path.stat().st_mode & 0o777 == 0o600
-    admin = (stack["state"] / "admin.key").read_text().strip()
-    rollout = requests.get(f"{stack['api']}/api/v1/models/penguins/rollout",
-                           headers={"Authorization": f"Bearer {admin}"}, timeout=10)
-    assert rollout.status_code == 200 and rollout.json()["stable"] == 2
-    assert requests.get(f"{stack['api']}/api/v1/models/penguins/rollout",
-                        timeout=10).status_code == 401
+    rollout_url = f"{stack['api']}/api/v1/models/penguins/rollout"
+    for role in ("admin", "reader"):
+        key = (stack["state"] / f"{role}.key").read_text().strip()
+        rollout = requests.get(rollout_url, headers={"Authorization": f"Bearer {key}"},
+                               timeout=10)
+        assert rollout.status_code == 200 and rollout.json()["stable"] == 2
+    assert requests.get(rollout_url, timeout=10).status_code == 401
+    # The reconciler's key reads; it cannot change the rollout.
+    reader = (stack["state"] / "reader.key").read_text().strip()
+    assert requests.put(rollout_url, json={"stable": 1}, timeout=10,
+                        headers={"Authorization": f"Bearer {reader}"}).status_code == 403
 
 
 def test_gateway_predictions_equal_the_model_servers(stack):
@@ -90,6 +110,26 @@ def test_gateway_predictions_equal_the_model_servers(stack):
     assert via_api.headers["X-Model-Version"] == "2"
     direct = requests.post(f"{stack['url']}/versions/2:predict", data=body, timeout=10)
     assert via_api.json() == direct.json()
+
+
+def served(stack, version):
+    """The model server's state of version (None while it is not served at all)."""
+    answer = requests.get(f"{stack['url']}/versions/{version}", timeout=5)
+    if answer.status_code == 404:
+        return None
+    return answer.json()["model_version_status"][0]["state"]
+
+
+def test_a_registered_version_is_served_once_a_rollout_names_it(stack):
+    assert served(stack, 1) is None  # exported and registered, named by no rollout state
+    started = tfship(stack["env"], "rollout", "start", "--version", "1", "--steps", "50",
+                     "--no-promote", "--step-wait", "0", "--model-server",
+                     stack["url"].rsplit("/v1/", 1)[0], "--load-timeout", "60", timeout=90)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "version 1 is AVAILABLE and labelled canary" in started.stdout
+    assert served(stack, 1) == "AVAILABLE"
+    log = (stack["state"] / "logs" / "reconciler.log").read_text()
+    assert "serving versions [1, 2], labels {'stable': 2, 'canary': 1}" in log
 
 
 @pytest.mark.parametrize("target, version", [("/versions/1", 1), ("/labels/stable", 2)])
@@ -136,22 +176,25 @@ def test_unknown_model_version_and_label_get_json_errors(stack, path, method, co
     assert message in answer.json()["error"]
 
 
-def test_a_version_exported_while_serving_is_served_without_restart(stack):
+def test_a_version_exported_while_serving_waits_for_a_rollout(stack):
     pipeline.run(stack["base"] / "models", config=TrainingConfig(seed=3, epochs=40),
                  progress=lambda _: None, gate_config=pipeline.gate.GateConfig(
                      min_accuracy=0.8, max_regression=0.1))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        answer = requests.get(f"{stack['url']}/versions/3", timeout=5)
-        if answer.status_code == 200 and \
-                answer.json()["model_version_status"][0]["state"] == "AVAILABLE":
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("version 3 was not served within 20 s")
-    answer = requests.post(f"{stack['url']}/versions/3:predict",
+    again = tfship(stack["env"], "up")  # registers the new export; starts nothing new
+    assert again.returncode == 0, again.stderr
+    assert "[up] registered penguins version 3" in again.stdout
+    assert "starting" not in again.stdout
+    time.sleep(3)  # several file-system and config polls, and reconciler passes
+    assert served(stack, 3) is None
+    assert tfship(stack["env"], "rollout", "abort").returncode == 0  # canary 1 makes way
+    started = tfship(stack["env"], "rollout", "start", "--version", "3", "--steps", "25",
+                     "--no-promote", "--step-wait", "0", "--model-server",
+                     stack["url"].rsplit("/v1/", 1)[0], "--load-timeout", "60", timeout=90)
+    assert started.returncode == 0, started.stdout + started.stderr
+    answer = requests.post(f"{stack['url']}/labels/canary:predict",
                            data=json.dumps({"instances": EXAMPLES}), timeout=10)
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == len(EXAMPLES)
+    assert served(stack, 3) == "AVAILABLE"
 
 
 def test_down_stops_every_process(stack):

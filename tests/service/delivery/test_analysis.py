@@ -84,3 +84,23 @@ def test_the_slo_gate_gives_the_thresholds():
 def test_psi_is_zero_for_equal_and_large_for_disjoint_distributions():
     assert analysis.psi({"a": 50, "b": 50}, {"a": 5, "b": 5}) == pytest.approx(0.0)
     assert analysis.psi({"a": 100}, {"b": 100}) > 5
+
+
+def test_few_stable_rows_are_compared_against_the_baseline_or_not_judged():
+    """At a high canary weight stable serves a handful of rows: a PSI over them is noise."""
+    def snapshot(stable_rows, canary_rows):
+        text = "".join(
+            f'tfship_predicted_class_total{{model="m",version="{version}",class_name="{name}"}} {count}\n'
+            for version, rows in (("1", stable_rows), ("2", canary_rows)) for name, count in rows.items())
+        return analysis.parse(text)
+
+    before = snapshot({"Adelie": 0, "Gentoo": 0}, {"Adelie": 0, "Gentoo": 0})
+    after = snapshot({"Adelie": 3, "Gentoo": 0}, {"Adelie": 50, "Gentoo": 50})
+    alone = analysis.measure(before, after, "m", 1, 2, min_stable_rows=30)
+    assert alone["psi"] is None and alone["psi_against"] is None
+    baseline = {"Adelie": 60.0, "Gentoo": 40.0}
+    carried = analysis.measure(before, after, "m", 1, 2, stable_baseline=baseline, min_stable_rows=30)
+    assert carried["psi_against"] == "an earlier step"
+    assert carried["psi"] == analysis.psi(baseline, {"Adelie": 50.0, "Gentoo": 50.0})
+    judged_here = analysis.measure(before, after, "m", 1, 2)
+    assert judged_here["psi_against"] == "this step" and judged_here["psi"] > 0.25
