@@ -3,8 +3,10 @@ import re
 from pathlib import Path
 
 RUNBOOKS = Path(__file__).with_name("runbooks.md")
-# Relative to the repository root; a deployment that serves the repo elsewhere rewrites this prefix.
-RUNBOOK_URL = "monitoring/runbooks.md"
+# Where on-call opens runbooks.md from an Alertmanager notification or a Grafana alert: the repository's
+# web address and the file's path in it. The one setting for every runbook_url; a fork or a mirror
+# changes it here and runs `python -m monitoring.generate`.
+RUNBOOK_URL = "https://github.com/example/tfship/blob/main/monitoring/runbooks.md"
 SEVERITIES = ("page", "ticket", "none")
 
 
@@ -21,7 +23,12 @@ def alert(name, expr, for_, severity, component, summary, description, runbook, 
     return rule
 
 
-def runbook_anchors(path=RUNBOOKS):
-    """The anchors GitHub gives the runbook's headings: lowercase, spaces to dashes, punctuation dropped."""
-    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", Path(path).read_text(), flags=re.MULTILINE)
-    return {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}
+def anchor(heading):
+    """The anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to dashes."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_sections(path=RUNBOOKS):
+    """anchor -> the text under that heading, up to the next heading."""
+    parts = re.split(r"^#{1,6}[ \t]+(.+?)[ \t]*$", Path(path).read_text(), flags=re.MULTILINE)
+    return {anchor(heading): body.strip() for heading, body in zip(parts[1::2], parts[2::2])}

@@ -13,6 +13,7 @@ OUT_OF_RANGE_RATIO = 0.05  # share of rows with a feature outside its training r
 CLASS_SHARE_DIVERGENCE = 0.2  # a version's class share against the model's share over all versions
 MIN_ROWS_PER_VERSION = 100  # before the class distributions of a version are compared
 UPSTREAM_FAILURES = "ok|client_error"  # outcomes that are NOT a model-server failure
+CANARY_FALLBACK_RATIO = 0.05  # share of a canary version's calls that failed and were retried on stable
 
 
 def _d(seconds, scale):
@@ -87,6 +88,16 @@ def alerting_rules(scale):
               f"Over {share}, the share of {{{{ $labels.class_name }}}} among version {{{{ $labels.version }}}}'s "
               f"predictions differs by more than {CLASS_SHARE_DIVERGENCE:g} from all versions' share: "
               "canary and stable disagree.", "tfshipversionclassdistributiondiverges"),
+        # Fallbacks hide a failing canary from callers and so from the SLOs: only this alert sees it.
+        alert("TfshipCanaryFallbacksHigh",
+              f"sum by (model, version) (rate(tfship_canary_fallbacks_total[{d(300)}]))\n"
+              f"/ on(model, version)\n"
+              f"sum by (model, version) (rate(tfship_upstream_requests_total[{d(300)}]))\n> {CANARY_FALLBACK_RATIO:g}",
+              d(300), "ticket", "model",
+              "Canary v{{ $labels.version }} of {{ $labels.model }} fails and falls back to stable",
+              f"More than {CANARY_FALLBACK_RATIO:.0%} of the calls to canary version {{{{ $labels.version }}}} of "
+              f"{{{{ $labels.model }}}} failed over {d(300)} and were retried on stable: callers do not see it, "
+              "the canary is broken.", "tfshipcanaryfallbackshigh"),
         alert("Watchdog", "vector(1)", None, "none", "monitoring",
               "The alerting pipeline is alive",
               "Always firing. If the dead man's switch stops receiving it, Prometheus or Alertmanager is down.",

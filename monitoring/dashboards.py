@@ -11,6 +11,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import StackingMode
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
 
+from monitoring.component_rules import CANARY_FALLBACK_RATIO, CLASS_SHARE_DIVERGENCE
 from monitoring.metrics import API_JOB, MODEL_SERVER_JOB
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -167,9 +168,10 @@ def canary_dashboard():
     model_share = (f"sum by (model, class_name) ({classes})\n"
                    f"/ on(model) group_left\nsum by (model) ({classes})")
     rows = f"sum by (model, version) (rate(tfship_prediction_rows_total{{{model}}}[{RATE}]))"
+    calls = f"sum by (model, version) (rate(tfship_upstream_requests_total{{{model}}}[{RATE}]))"
     board = _variables(_board("tfship-canary", "tfship canary vs stable",
-                              "Per-version traffic, errors, latency and predicted class mix (from the gateway: "
-                              "TF Serving's metrics carry no version)."),
+                              "Per-version traffic, errors, latency and predicted class mix, canary fallbacks, and "
+                              "shadow mode's comparison (from the gateway: TF Serving's metrics carry no version)."),
                        ("model", "label_values(tfship_prediction_rows_total, model)"))
     return (board
             .with_panel(_timeseries("Traffic share per version", "Prediction requests per second.", "reqps",
@@ -178,20 +180,45 @@ def canary_dashboard():
             .with_panel(_timeseries("Server error ratio per version", "", "percentunit", [(_ratio(
                 f'sum by (model, version) (rate(tfship_http_requests_total{{{model},code=~"5.."}}[{RATE}]))',
                 f"sum by (model, version) (rate({requests}[{RATE}]))"), "{{model}} v{{version}}")]))
+            .with_panel(_timeseries("Canary calls retried on stable", "Share of a version's model-server calls "
+                                    "that failed and fell back to stable, by the failed call's outcome; callers "
+                                    "got stable's answer, so only this panel and its alert (above "
+                                    f"{CANARY_FALLBACK_RATIO:g}) show a broken canary.", "percentunit", [(
+                                        f"(sum by (model, version, reason) (rate(tfship_canary_fallbacks_total"
+                                        f"{{{model}}}[{RATE}]))\n/ on(model, version) group_left\n{calls})\n"
+                                        f"or {calls} * 0", "v{{version}} {{reason}}")]))
             .with_panel(_timeseries("Latency per version (p95, p99)", "", "s", [
                 (_quantile(q, "tfship_http_request_duration_seconds_bucket", "model, version", f"{{{model}}}"),
                  f"p{int(q * 100)} {{{{model}}}} v{{{{version}}}}") for q in (0.95, 0.99)]))
             .with_panel(_timeseries("Class distribution per version", "Share of each predicted class.",
                                     "percentunit", [(version_share, "v{{version}} {{class_name}}")]))
             .with_panel(_timeseries("Class share divergence", "A version's class share minus all versions' share; "
-                                    "the divergence alert fires above 0.2.", "percentunit",
+                                    f"the divergence alert fires above {CLASS_SHARE_DIVERGENCE:g}.", "percentunit",
                                     [(f"abs(\n{version_share}\n- on(model, class_name) group_left\n{model_share}\n)",
                                       "v{{version}} {{class_name}}")]))
             .with_panel(_timeseries("Inputs out of range per version", "Share of rows outside the training range, "
                                     "per feature.", "percentunit", [(
                                         f"(sum by (model, version, feature) (rate(tfship_input_out_of_range_total"
                                         f"{{{model}}}[{RATE}]))\n/ on(model, version) group_left\n{rows})\n"
-                                        f"or {rows} * 0", "v{{version}} {{feature}}")])))
+                                        f"or {rows} * 0", "v{{version}} {{feature}}")]))
+            .with_row(dashboard.Row("Shadow mode"))
+            .with_panel(_shadow_agreement(model))
+            .with_panel(_timeseries("Shadow latency against stable (p95)", "Upstream time of the same mirrored "
+                                    "predictions: stable's (primary) and the shadow version's (shadow).", "s", [
+                                        (_quantile(0.95, "tfship_shadow_latency_seconds_bucket", "model, version, role",
+                                                   f"{{{model}}}"), "v{{version}} {{role}}")])))
+
+
+def _shadow_agreement(model):
+    rows = f"rate(tfship_shadow_rows_total{{{model}}}[{RATE}])"
+    agreed = f'rate(tfship_shadow_rows_total{{{model},agreement="agree"}}[{RATE}])'
+    calls = f"sum by (model, version) (rate(tfship_shadow_requests_total{{{model}}}[{RATE}]))"
+    failed = f'sum by (model, version) (rate(tfship_shadow_requests_total{{{model},outcome!="ok"}}[{RATE}]))'
+    return _timeseries("Shadow agreement with stable", "Per shadow version: the share of mirrored rows whose "
+                       "predicted class equals stable's, and the share of mirrored calls that failed.", "percentunit",
+                       [(f"sum by (model, version) ({agreed})\n/\nsum by (model, version) ({rows})",
+                         "v{{version}} agreement"),
+                        (_ratio(failed, calls), "v{{version}} failed calls")])
 
 
 DASHBOARDS = {"api": api_dashboard, "model-server": model_server_dashboard, "slo": slo_dashboard,

@@ -26,6 +26,10 @@ API = {
     "tfship_input_out_of_range_total": (COUNTER, ("model", "version", "feature")),
     "tfship_canary_fallbacks_total": (COUNTER, ("model", "version", "reason")),
     "tfship_model_versions_available": (GAUGE, ("model",)),
+    "tfship_shadow_requests_total": (COUNTER, ("model", "version", "outcome")),
+    "tfship_shadow_rows_total": (COUNTER, ("model", "version", "agreement")),
+    "tfship_shadow_latency_seconds": (HISTOGRAM, ("model", "version", "role")),
+    "tfship_shadow_dropped_total": (COUNTER, ("model", "version")),
     "tfship_dependency_up": (GAUGE, ("dependency",)),
 }
 UPSTREAM_OUTCOMES = ("ok", "client_error", "server_error", "timeout", "unavailable", "circuit_open", "rejected")

@@ -62,10 +62,10 @@ def _file(rule_file, step, tests, order):
 
 # --- SLO burn-rate alerts ----------------------------------------------------------------------------
 
-def _slo_series(objective, bad_ratio, per_step, count, synthetic="false"):
+def _slo_series(objective, bad_ratio, per_step, count, **labels):
     """Prediction traffic of `per_step` requests per interval, `bad_ratio` of them bad for the objective."""
     bad, good = per_step * bad_ratio, per_step * (1 - bad_ratio)
-    labels = {**PREDICT, "synthetic": synthetic}
+    labels = {**PREDICT, **labels}
     if objective.kind == "availability":
         return [_series("tfship_http_requests_total", {**labels, "code": "200"}, step=good, count=count),
                 _series("tfship_http_requests_total", {**labels, "code": "503"}, step=bad, count=count)]
@@ -77,7 +77,8 @@ def _slo_series(objective, bad_ratio, per_step, count, synthetic="false"):
 
 def slo_tests(profile):
     """Per burn-rate alert: fires across its `for:`; quiet under the threshold, on too few samples, and (pages)
-    on load-test traffic."""
+    on load-test traffic. The fast burns also count errors answered before a version was chosen (no model
+    label: an injected fault, a registry outage) and ignore routes other than predictions."""
     step = parse_duration(slo_rules.windows(profile)[0]) // 5
     tests, order = [], []
     for objective in profile.objectives:
@@ -105,6 +106,14 @@ def slo_tests(profile):
                 tests.append({"name": f"{rule['alert']} ignores load-test traffic (synthetic=\"true\")",
                               "input_series": _slo_series(objective, high, busy, count, synthetic="true"),
                               "alert_rule_test": _quiet(rule, step, step)})
+            if burn is slo_rules.BURN_ALERTS[0]:
+                tests.append({"name": f"{rule['alert']} counts answers without a model label (model=\"\")",
+                              "input_series": _slo_series(objective, high, busy, count, model="", version=""),
+                              "alert_rule_test": _boundary(rule, step, step, labels)})
+                tests.append({"name": f"{rule['alert']} ignores routes other than predictions",
+                              "input_series": _slo_series(objective, high, busy, count, route="/api/v1/models",
+                                                          method="GET", model="", version=""),
+                              "alert_rule_test": _quiet(rule, step, step)})
     return _file(f"slo-{profile.name}.rules.yml", step, tests, order)
 
 
@@ -127,6 +136,11 @@ def _component_cases(count):
     out_of_range = lambda feature, n: _series("tfship_input_out_of_range_total",  # noqa: E731
                                               {**row, "feature": feature}, step=n, count=count)
     rows = _series("tfship_prediction_rows_total", row, step=100, count=count)
+    canary = {**API_LABELS, "model": MODEL, "version": "2"}
+    canary_calls = lambda outcome, n: _series("tfship_upstream_requests_total",  # noqa: E731
+                                              {**canary, "outcome": outcome}, step=n, count=count)
+    fallbacks = lambda n: _series("tfship_canary_fallbacks_total",  # noqa: E731
+                                  {**canary, "reason": "client_error"}, step=n, count=count)
 
     def classes(version, **per_step):
         return [_series("tfship_predicted_class_total", {**API_LABELS, "model": MODEL, "version": version,
@@ -167,6 +181,11 @@ def _component_cases(count):
             stable + classes("2", Adelie=canary_rows // 2, Gentoo=canary_rows // 2),
             {"model": MODEL, "version": "2", "class_name": "Gentoo"}, reach,
             stable + classes("2", Adelie=15, Chinstrap=5, Gentoo=5)),
+        # 10 of 100 calls to canary v2 fall back to stable; quiet: 4 of 100 (under 5%).
+        "TfshipCanaryFallbacksHigh": (
+            [canary_calls("ok", 90), canary_calls("client_error", 10), fallbacks(10)],
+            {"model": MODEL, "version": "2"}, 1,
+            [canary_calls("ok", 96), canary_calls("client_error", 4), fallbacks(4)]),
         "Watchdog": ([up(API_JOB, "api:8000", 1)], {}, 0, None),
     }
 

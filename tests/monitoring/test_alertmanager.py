@@ -1,7 +1,9 @@
-"""Alertmanager routing passes amtool, routes each severity, and a real Alertmanager inhibits tickets.
+"""Alertmanager routing passes amtool, routes each severity and every generated alert, and a real Alertmanager
+groups alerts and inhibits tickets.
 
-Budget: ~3 s (one Alertmanager process on a free port).
+Budget: ~4 s (one Alertmanager process on a free port; amtool once per generated alert, concurrently).
 """
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -9,7 +11,7 @@ import pytest
 import requests
 import yaml
 
-from monitoring import alertmanager
+from monitoring import alertmanager, alerts
 from tests.monitoring.conftest import GENERATED, free_port, run, serving, tool
 
 CONFIG = GENERATED / "alertmanager" / "alertmanager.yml"
@@ -33,6 +35,29 @@ def test_routes(labels, receiver):
     result = run(tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}", *labels)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receiver
+
+
+RECEIVER_OF = {"page": "page", "ticket": "ticket", "none": "blackhole"}
+
+
+def test_every_generated_alert_reaches_the_receiver_of_its_severity(rule_groups):
+    """amtool on each generated alert's own labels: pages to page, tickets to ticket, the Watchdog to the dead
+    man's switch; every severity the generator allows has a route."""
+    label_sets = {tuple(sorted({"alertname": rule["alert"], **rule["labels"]}.items()))
+                  for groups in rule_groups.values() for group in groups["groups"] for rule in group["rules"]
+                  if "alert" in rule}
+    assert set(RECEIVER_OF) == set(alerts.SEVERITIES)
+    runs = {labels: subprocess.Popen([tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}",
+                                      *(f"{k}={v}" for k, v in labels)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True) for labels in label_sets}
+    wrong = {}
+    for labels, process in runs.items():
+        got = process.communicate(timeout=30)[0].strip()
+        labels = dict(labels)
+        wanted = "watchdog" if labels["alertname"] == "Watchdog" else RECEIVER_OF[labels["severity"]]
+        if got != wanted:
+            wrong[labels["alertname"]] = f"{got} (wanted {wanted})"
+    assert not wrong
 
 
 def _secrets(node, path=""):
@@ -112,3 +137,22 @@ def test_a_component_page_inhibits_that_components_tickets(running_alertmanager)
     time.sleep(0.5)
     assert _inhibited(running_alertmanager, "TfshipModelServerScrapeFailing")["model-server"]
     assert _inhibited(running_alertmanager, "TfshipApiSaturated")["api"] == []
+
+
+def test_alerts_are_grouped_by_name_slo_component_and_model(running_alertmanager):
+    """Two instances of one problem make one notification group; another model makes its own."""
+    common = {"alertname": "TfshipUpstreamErrorRatioHigh", "severity": "ticket", "component": "model-server"}
+    _post(running_alertmanager, {**common, "model": "penguins", "instance": "api-0:8080"},
+          {**common, "model": "penguins", "instance": "api-1:8080"},
+          {**common, "model": "iris", "instance": "api-0:8080"})
+    deadline = time.monotonic() + 10
+    while True:
+        groups = [g for g in requests.get(f"{running_alertmanager}/api/v2/alerts/groups", timeout=5).json()
+                  if g["labels"].get("alertname") == common["alertname"]]
+        if sum(len(g["alerts"]) for g in groups) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    sizes = {g["labels"]["model"]: len(g["alerts"]) for g in groups}
+    assert sizes == {"penguins": 2, "iris": 1}, groups
+    assert all(g["receiver"]["name"] == "ticket" and set(g["labels"]) == set(alertmanager.GROUP_BY) - {"slo"}
+               for g in groups), groups

@@ -1,72 +1,16 @@
 """The ELK config: real ECS lines from the API's logger decode, with Filebeat's settings, into the fields the
 index template maps and the Kibana objects use. Budget: < 2 s (a Flask test client, no servers).
 
-Filebeat cannot be installed here, so its `ndjson` parser is applied as its documentation defines it
-(decode JSON; expand_keys de-dots keys into objects, merging, refusing conflicts; target "" puts the
-document at the event's root; overwrite_keys lets it replace Filebeat's own keys).
+Filebeat cannot be installed here: tests/monitoring/filebeat.py applies its `ndjson` parser as documented.
+The live proof (test_live.py) decodes the lines the real API processes wrote during its run too.
 """
 import io
 import json
 import logging
-from pathlib import Path
 
 import pytest
-import yaml
 
-ELK = Path(__file__).parents[2] / "monitoring" / "elk"
-
-
-def _filebeat():
-    return yaml.safe_load((ELK / "filebeat.yml").read_text())
-
-
-def _ndjson_settings():
-    (api_input,) = _filebeat()["filebeat.inputs"]
-    (settings,) = [parser["ndjson"] for parser in api_input["parsers"] if "ndjson" in parser]
-    return settings
-
-
-def _expand(document):
-    """Filebeat's expand_keys: {"a.b": 1, "a": {"c": 2}} -> {"a": {"b": 1, "c": 2}}; conflicts are errors."""
-    out = {}
-    for key, value in document.items():
-        value = _expand(value) if isinstance(value, dict) else value
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"cannot expand {key}: {part} is not an object")
-        if isinstance(node.get(leaf), dict) and isinstance(value, dict):
-            node[leaf] = _expand({**node[leaf], **value})
-        elif leaf in node:
-            raise ValueError(f"cannot expand {key}: {leaf} is set twice")
-        else:
-            node[leaf] = value
-    return out
-
-
-def decode(line, settings, event=None):
-    """One log line through Filebeat's ndjson parser, as configured."""
-    event = dict(event or {"message": line, "@timestamp": "filebeat-read-time"})
-    document = json.loads(line)
-    if settings.get("expand_keys"):
-        document = _expand(document)
-    target = settings.get("target", "json")
-    if target:
-        event[target] = document
-        return event
-    for key, value in document.items():
-        if settings.get("overwrite_keys") or key not in event:
-            event[key] = value
-    return event
-
-
-def _field(event, dotted):
-    node = event
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+from tests.monitoring.filebeat import ELK, decode, filebeat_config, ndjson_settings
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +41,7 @@ def api_log_lines():
 
 
 def test_real_lines_decode_into_the_expected_ecs_fields(api_log_lines):
-    events = [decode(line, _ndjson_settings()) for line in api_log_lines]
+    events = [decode(line, ndjson_settings()) for line in api_log_lines]
     error = next(e for e in events if e["log"]["logger"] == "tfship.gateway")
     access = next(e for e in events if e["log"]["logger"] == "tfship.access")
     assert error["log"]["level"] == "error"
@@ -112,7 +56,7 @@ def test_real_lines_decode_into_the_expected_ecs_fields(api_log_lines):
 
 def test_the_decode_settings_matter(api_log_lines):
     """Without expand_keys the level stays a dotted key that ECS consumers do not find."""
-    event = decode(api_log_lines[0], {**_ndjson_settings(), "expand_keys": False})
+    event = decode(api_log_lines[0], {**ndjson_settings(), "expand_keys": False})
     assert "log.level" in event and "level" not in event["log"]
 
 
@@ -141,13 +85,13 @@ def test_template_maps_every_field_kibana_uses_and_names_the_ilm_policy():
 
 def test_filebeat_writes_where_the_template_and_data_view_look():
     from fnmatch import fnmatch
-    output = _filebeat()["output.elasticsearch"]
+    output = filebeat_config()["output.elasticsearch"]
     index = output["index"].replace("${TFSHIP_NAMESPACE:tfship}", "tfship")
     template = json.loads((ELK / "index-template.json").read_text())
     assert any(fnmatch(index, pattern) for pattern in template["index_patterns"])
     assert "data_stream" in template
     assert _saved_objects()["tfship-logs-data-view"]["attributes"]["title"] in template["index_patterns"]
-    assert _filebeat()["setup.template.enabled"] is False
+    assert filebeat_config()["setup.template.enabled"] is False
     assert output["password"].startswith("${") and output["username"].startswith("${")
 
 
