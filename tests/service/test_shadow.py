@@ -4,15 +4,14 @@ against a real HTTP server standing in for TF Serving (stable and shadow answere
 the shadow slow or failing on demand). The real-stack proofs: tests/service/delivery/
 test_shadow_stack.py. Budget: ~5 s.
 """
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import REGISTRY
 
 from service import shadow
+from tests.json_server import JsonServer
 
 ROW = {"island": "Biscoe", "sex": "male", "bill_length_mm": 50.0, "bill_depth_mm": 15.0,
        "flipper_length_mm": 220.0, "body_mass_g": 5000.0}
@@ -21,7 +20,7 @@ ROW = {"island": "Biscoe", "sex": "male", "bill_length_mm": 50.0, "bill_depth_mm
 SHADOW_PATH = "/versions/3:predict"
 
 
-class VersionServer:
+class VersionServer(JsonServer):
     """Answers TF Serving predictions per path: the shadow (version 3) and the rest (stable).
 
     ``shadow`` is (status, class name, seconds to sleep first); ``paths`` records every call.
@@ -30,46 +29,21 @@ class VersionServer:
     def __init__(self):
         self.shadow = (200, "Gentoo", 0.0)
         self.paths, self.arrived = [], threading.Event()
-        owner = self
+        super().__init__(self._predict)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.paths.append(self.path)
-                shadow_call = self.path.endswith(SHADOW_PATH)
-                status, name, sleep = owner.shadow if shadow_call else (200, "Gentoo", 0.0)
-                if shadow_call:
-                    owner.arrived.set()
-                time.sleep(sleep)
-                body = {"predictions": [{"class_name": name, "class_id": 2}
-                                        for _ in rows["instances"]]} if status == 200 \
-                    else {"error": "injected"}
-                payload = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass  # the shadow client timed out and hung up
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def _predict(self, method, path, headers, rows):
+        self.paths.append(path)
+        shadow_call = path.endswith(SHADOW_PATH)
+        status, name, sleep = self.shadow if shadow_call else (200, "Gentoo", 0.0)
+        if shadow_call:
+            self.arrived.set()
+        time.sleep(sleep)
+        if status != 200:
+            return status, {"error": "injected"}
+        return 200, {"predictions": [{"class_name": name, "class_id": 2} for _ in rows["instances"]]}
 
     def shadow_calls(self):
         return [p for p in self.paths if p.endswith(SHADOW_PATH)]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

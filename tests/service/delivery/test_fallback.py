@@ -3,52 +3,28 @@
 A real HTTP server stands in for TF Serving and fails only the canary label, as a broken or
 not-yet-loaded canary does. (Tests the fallback in service/gateway.py.) Budget: ~3 s.
 """
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from prometheus_client import REGISTRY
+
+from tests.json_server import JsonServer
 
 SCHEMA = {"inputs": {"x": {"dtype": "float32", "shape": [-1], "kind": "numeric",
                            "missing": "NaN"}}}
 BODY = {"instances": [{"x": 1.0}]}
 
 
-class LabelServer:
+class LabelServer(JsonServer):
     """Answers predictions per label: ``answers[label] = (status, body)``; records the paths."""
 
     def __init__(self):
         self.answers = {"stable": (200, {"predictions": [{"class_name": "a"}]})}
         self.paths = []
-        owner = self
+        super().__init__(self._predict)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.paths.append(self.path)
-                label = self.path.split("/labels/")[-1].split(":")[0]
-                status, body = owner.answers.get(
-                    label, (400, {"error": f"Unrecognized servable version label: {label}"}))
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def _predict(self, method, path, headers, body):
+        self.paths.append(path)
+        label = path.split("/labels/")[-1].split(":")[0]
+        return self.answers.get(label, (400, {"error": f"Unrecognized servable version label: {label}"}))
 
 
 @pytest.fixture

@@ -5,55 +5,22 @@ makes (GET and PUT of one ConfigMap) with the API server's resourceVersion rule 
 refused with 409) and checks the bearer token. The replicas and the registry are real HTTP
 servers too; the pass runs the real Reconciler. Budget: under 3 s.
 """
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from service.delivery import config_store, model_config, replicas
 from service.delivery.reconciler import Reconciler, run
 from service.delivery.registry_client import RegistryClient
+from tests.json_server import JsonServer
 from tests.service.delivery.test_replicas import StatusServer
 
 PATH = "/api/v1/namespaces/tfship/configmaps/model-server-model-config"
-
-
-class JsonServer:
-    """A real HTTP server on a free port; handle(method, path, headers, body) -> (status, body)."""
-
-    def __init__(self, handle):
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                status, answer = handle(self.command, self.path, self.headers, body)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeApiServer:

@@ -1,57 +1,32 @@
 """Reading every replica's status API: a version counts only when AVAILABLE on all of them.
 Two real HTTP servers answer TF Serving's status JSON. Budget: <1 s."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from service.delivery import replicas
 from tests.conftest import free_port
+from tests.json_server import JsonServer
 
 
-class StatusServer:
+class StatusServer(JsonServer):
     """Answers GET /v1/models/m[/labels/L] from ``states`` {version: (state, error_code)}."""
 
     def __init__(self, states, labels=None):
         self.states, self.labels = states, labels or {}
-        owner = self
+        super().__init__(self._status)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path.startswith("/v1/models/m/labels/"):
-                    label = self.path.rsplit("/", 1)[-1]
-                    if label not in owner.labels:
-                        return self._send(400, {"error": f"Unrecognized servable version label: "
-                                                         f"{label}"})
-                    wanted = [owner.labels[label]]
-                elif self.path == "/v1/models/m":
-                    wanted = sorted(owner.states)
-                else:
-                    return self._send(404, {"error": "Servable not found"})
-                self._send(200, {"model_version_status": [
-                    {"version": str(v), "state": owner.states[v][0],
-                     "status": {"error_code": owner.states[v][1], "error_message": ""}}
-                    for v in wanted]})
-
-            def _send(self, code, body):
-                payload = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def _status(self, method, path, headers, body):
+        if path.startswith("/v1/models/m/labels/"):
+            label = path.rsplit("/", 1)[-1]
+            if label not in self.labels:
+                return 400, {"error": f"Unrecognized servable version label: {label}"}
+            wanted = [self.labels[label]]
+        elif path == "/v1/models/m":
+            wanted = sorted(self.states)
+        else:
+            return 404, {"error": "Servable not found"}
+        return 200, {"model_version_status": [
+            {"version": str(v), "state": self.states[v][0],
+             "status": {"error_code": self.states[v][1], "error_message": ""}} for v in wanted]}
 
 
 @pytest.fixture

@@ -7,16 +7,14 @@ or 400 as for a label the model server does not have yet) and its pinned version
 (2 workers x 4 threads), concurrent clients. Budget: ~15 s alone (two API starts, one per
 case); 41 s measured at load 10 with other suites running.
 """
-import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.delivery import analysis
+from tests.json_server import JsonServer
 from tests.service.reliability.conftest import bearer
 from tests.service.reliability.stores import registry_with_keys
 
@@ -27,43 +25,19 @@ STABLE, CANARY = 1, 2
 BREAKER_FAILURES = 3
 
 
-class CanaryFailsServer:
+class CanaryFailsServer(JsonServer):
     """Answers stable's label with class "a"; the canary's label and version 2 with ``status``."""
 
     def __init__(self, status):
         self.status, self.paths = status, []
-        owner = self
+        super().__init__(self._predict)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 5
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.paths.append(self.path)
-                canary = "/labels/canary:" in self.path or f"/versions/{CANARY}:" in self.path
-                code, body = (status, {"error": "Unrecognized servable version label: canary"
-                                       if status == 400 else "canary exploded"}) if canary else (
-                    200, {"predictions": [{"class_id": 0, "class_name": "a"}]})
-                payload = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def _predict(self, method, path, headers, body):
+        self.paths.append(path)
+        if "/labels/canary:" in path or f"/versions/{CANARY}:" in path:
+            return self.status, {"error": "Unrecognized servable version label: canary"
+                                 if self.status == 400 else "canary exploded"}
+        return 200, {"predictions": [{"class_id": 0, "class_name": "a"}]}
 
 
 @pytest.fixture(params=[500, 400], ids=["canary-500", "canary-not-loaded-400"])
