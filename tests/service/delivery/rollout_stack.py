@@ -196,3 +196,30 @@ class Traffic:
 
     def served(self):
         return {(a.version, a.label) for a in self.answers if a.status == 200}
+
+
+def save_always_adelie(path, input_schema, *, sleep_us=0):
+    """A SavedModel with the penguins' signature answering Adelie for every row (200 OK).
+
+    With sleep_us it first sleeps that long (tf.data's sleep: no CPU), to make a slow shadow.
+    """
+    import tensorflow as tf
+    from tensorflow.python.data.experimental.ops import testing
+
+    names = sorted(input_schema["inputs"])
+    specs = [tf.TensorSpec([None], tf.as_dtype(input_schema["inputs"][n]["dtype"]), name=n)
+             for n in names]
+
+    class AlwaysAdelie(tf.Module):
+        @tf.function(input_signature=specs)
+        def serve(self, *columns):
+            rows = tf.shape(columns[0])[0]
+            if sleep_us:
+                rows = tf.data.Dataset.from_tensors(rows).apply(
+                    testing.sleep(sleep_us)).get_single_element()
+            return {"probabilities": tf.tile([[1.0, 0.0, 0.0]], [rows, 1]),
+                    "class_id": tf.zeros([rows], tf.int64),
+                    "class_name": tf.fill([rows], "Adelie")}
+
+    module = AlwaysAdelie()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})

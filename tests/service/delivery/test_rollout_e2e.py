@@ -29,7 +29,8 @@ import requests
 
 from infra.local.demo import EXAMPLES
 from service.delivery import model_config
-from tests.service.delivery.rollout_stack import MODEL, LocalStack, Traffic, wait_for
+from tests.service.delivery.rollout_stack import (MODEL, LocalStack, Traffic,
+                                                  save_always_adelie, wait_for)
 
 
 def ANALYSIS(stack):  # noqa: N802 (reads as a constant)
@@ -147,29 +148,9 @@ def test_a_failing_canary_costs_callers_nothing_and_is_rolled_back_automatically
     assert history[0]["step"] == "abort" and "not AVAILABLE" in history[0]["reason"]
 
 
-def save_wrong_model(path, input_schema):
-    """A SavedModel with the penguins' signature that answers Adelie for every row (200 OK)."""
-    import tensorflow as tf
-
-    names = sorted(input_schema["inputs"])
-    specs = [tf.TensorSpec([None], tf.as_dtype(input_schema["inputs"][n]["dtype"]), name=n)
-             for n in names]
-
-    class AlwaysAdelie(tf.Module):
-        @tf.function(input_signature=specs)
-        def serve(self, *columns):
-            rows = tf.shape(columns[0])[0]
-            return {"probabilities": tf.tile([[1.0, 0.0, 0.0]], [rows, 1]),
-                    "class_id": tf.zeros([rows], tf.int64),
-                    "class_name": tf.fill([rows], "Adelie")}
-
-    module = AlwaysAdelie()
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-
-
 def test_a_canary_with_wrong_predictions_is_rolled_back_automatically(stack):
     schema = stack.registry("GET", "/versions/2").json()["input_schema"]
-    save_wrong_model(stack.models / "5", schema)
+    save_always_adelie(stack.models / "5", schema)
     stack.register_copy(5)
     with Traffic(stack) as traffic:
         result = stack.rollout("start", "--version", "5", "--steps", "50,100",

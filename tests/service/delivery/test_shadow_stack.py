@@ -32,6 +32,7 @@ from infra.local import processes
 from infra.local.demo import EXAMPLES
 from infra.local.settings import LocalSettings
 from tests.conftest import free_port
+from tests.service.delivery.rollout_stack import save_always_adelie
 
 MODEL = "penguins"
 STABLE = 2
@@ -58,33 +59,6 @@ def wait_for(check, timeout, message):
             return
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout} s: {message}")
-
-
-def save_answering(path, input_schema, *, sleep_us=0):
-    """A SavedModel with the penguins' signature answering Adelie for every row (200 OK).
-
-    With sleep_us it first sleeps that long (tf.data's sleep: no CPU), to make a slow shadow.
-    """
-    import tensorflow as tf
-    from tensorflow.python.data.experimental.ops import testing
-
-    names = sorted(input_schema["inputs"])
-    specs = [tf.TensorSpec([None], tf.as_dtype(input_schema["inputs"][n]["dtype"]), name=n)
-             for n in names]
-
-    class AlwaysAdelie(tf.Module):
-        @tf.function(input_signature=specs)
-        def serve(self, *columns):
-            rows = tf.shape(columns[0])[0]
-            if sleep_us:
-                rows = tf.data.Dataset.from_tensors(rows).apply(
-                    testing.sleep(sleep_us)).get_single_element()
-            return {"probabilities": tf.tile([[1.0, 0.0, 0.0]], [rows, 1]),
-                    "class_id": tf.zeros([rows], tf.int64),
-                    "class_name": tf.fill([rows], "Adelie")}
-
-    module = AlwaysAdelie()
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +116,8 @@ def _export_shadows(stack):
     record = registry(stack, "GET", f"/versions/{STABLE}").json()
     models = stack["models"]
     shutil.copytree(models / str(STABLE), models / str(SAME))
-    save_answering(models / str(WRONG), record["input_schema"])
-    save_answering(models / str(SLOW), record["input_schema"], sleep_us=int(SHADOW_TIMEOUT_S * 2e6))
+    save_always_adelie(models / str(WRONG), record["input_schema"])
+    save_always_adelie(models / str(SLOW), record["input_schema"], sleep_us=int(SHADOW_TIMEOUT_S * 2e6))
     shutil.copytree(models / str(STABLE), models / str(BROKEN))
     (models / str(BROKEN) / "saved_model.pb").write_bytes(b"not a SavedModel")
     for version in (SAME, WRONG, SLOW, BROKEN):
