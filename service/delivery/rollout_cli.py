@@ -12,7 +12,9 @@ import os
 import sys
 import time
 
-from service.delivery import analysis, replicas, shadow_cli
+from pathlib import Path
+
+from service.delivery import analysis, load_test, replicas, shadow_cli
 from service.delivery.compatibility import breaking_changes
 from service.delivery.registry_client import RegistryClient, RegistryError, read_key
 
@@ -45,6 +47,7 @@ class Driver:
     def __init__(self, registry, model, out=print, sleep=time.sleep):
         self.registry, self.model, self.out, self.sleep = registry, model, out, sleep
         self._stable_classes = None  # stable's classes from the last step that saw enough of them
+        self._locust = None
 
     def _set(self, etag, **fields):
         state, etag = self.registry.set_rollout(self.model, etag=etag, **fields)
@@ -54,7 +57,7 @@ class Driver:
         return state, etag
 
     def start(self, version, steps, step_wait, force=False, model_servers=(), load_timeout=60.0,
-              promote=True, metrics_urls=(), thresholds=None, reason=""):
+              promote=True, metrics_urls=(), thresholds=None, reason="", locust=None):
         """Load version as canary beside stable, shift traffic step by step, then promote.
 
         With metrics_urls (the gateways' /metrics), each step is judged when it has baked
@@ -62,6 +65,7 @@ class Driver:
         the same canary (e.g. after a crash), it bakes the step reached again, then goes on.
         """
         thresholds = thresholds or analysis.Thresholds()
+        self._locust = locust  # a load_test.LoadTest: a Locust canary run judges each step too
         state, etag = self.registry.rollout(self.model)
         stable, measured = state["stable"], {}
         if state["canary"] == version:
@@ -134,6 +138,11 @@ class Driver:
                     break
         except analysis.MetricsUnavailable as error:
             reasons = [f"the gateway metrics are unavailable ({error})"]
+        if not reasons and self._locust is not None:
+            self.out(f"[rollout] step {_percent(weight)}: Locust canary run (tfship verify "
+                     f"--env {self._locust.env}) ...")
+            measured["locust"], reasons = load_test.run_step(
+                self._locust, f"{self.model}-{canary}-{weight * 100:g}")
         calls = measured.get("canary", {}).get("calls", 0)
         if measured.get("psi_against") == "this step":
             self._stable_classes = measured["stable"]["classes"]  # the baseline of later steps
@@ -238,6 +247,16 @@ def parser(command="rollout"):
                        help="largest PSI of the canary's predicted classes against stable's")
     start.add_argument("--min-calls", type=int, default=analysis.Thresholds.min_calls,
                        help="canary calls a step needs before its distributions are judged")
+    start.add_argument("--locust-env", help="also judge every step by a Locust canary run: "
+                       "`tfship verify --env ENV` against the live split (needs --metrics-url)")
+    start.add_argument("--locust-profile", help="SLO profile of that run (default: the env's)")
+    start.add_argument("--locust-url", help="the API's URL for that run (default: the env's)")
+    start.add_argument("--locust-hold-seconds", type=float, default=0.0,
+                       help="seconds at full load (default: sized from the profile)")
+    start.add_argument("--locust-out", type=Path, default=Path(".tfship/rollout"),
+                       help="where each step's gate report goes")
+    start.add_argument("--locust-key-file", help="the gate's API key file (default: --key-file)")
+    start.add_argument("--locust-predict-key-file", help="the gate's predictor key file")
     for name, text in (("status", "show the state and its history"),
                        ("promote", "make the canary stable"),
                        ("abort", "send all traffic to stable now and drop the canary"),
@@ -259,6 +278,21 @@ def _thresholds(args):
     return dataclasses.replace(found, **overrides)
 
 
+def _locust(args):
+    if not args.locust_env:
+        return None
+    if not args.metrics_urls:
+        raise RolloutRefused("--locust-env judges steps beside the gateway's metrics: give "
+                             "--metrics-url too")
+    keys = {"--api-key-file": args.locust_key_file or args.key_file}
+    if args.locust_predict_key_file:
+        keys["--predict-api-key-file"] = args.locust_predict_key_file
+    return load_test.LoadTest(env=args.locust_env, out=args.locust_out.absolute(),
+                              profile=args.locust_profile, url=args.locust_url,
+                              hold_seconds=args.locust_hold_seconds,
+                              key_files={k: Path(v).absolute() for k, v in keys.items()})
+
+
 def run(command, argv, out=print):
     args = parser(command).parse_args(argv)
     missing = [flag for flag, value in (("--registry", args.registry),
@@ -273,7 +307,8 @@ def run(command, argv, out=print):
             driver.start(args.version, args.steps, args.step_wait, force=args.force,
                          model_servers=args.model_servers, load_timeout=args.load_timeout,
                          promote=args.promote, metrics_urls=args.metrics_urls,
-                         thresholds=_thresholds(args), reason=args.reason or "")
+                         thresholds=_thresholds(args), reason=args.reason or "",
+                         locust=_locust(args))
         elif args.action == "status":
             driver.status()
         elif args.action == "shadow":

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -68,7 +69,9 @@ def test_a_good_canary_is_promoted_with_zero_failed_requests(stack):
     with Traffic(stack) as traffic:
         result = stack.rollout("start", "--version", "1", "--steps", "50,90",
                                "--step-wait", "2", "--model-server", stack.server,
-                               "--load-timeout", "60", *ANALYSIS(stack))
+                               "--load-timeout", "60", *ANALYSIS(stack),
+                               "--locust-env", "local", "--locust-profile", "test",
+                               "--locust-out", str(stack.state / "rollout"), timeout=300)
         assert result.returncode == 0, (result.stdout + result.stderr
                                         + stack.reconciler_log.read_text())
         wait_for(lambda: (stack.label("stable"), stack.label("previous")) == (1, 2), 10,
@@ -87,6 +90,14 @@ def test_a_good_canary_is_promoted_with_zero_failed_requests(stack):
     assert judged["canary"]["version"] == 1 and judged["canary"]["calls"] > 0
     assert judged["canary"]["error_ratio"] == 0.0
     assert history[1]["measurements"]["psi"] < 0.25  # the 50% step's, kept with the next
+    for step in (history[0], history[1]):  # each step's Locust canary run, both versions seen
+        locust = step["measurements"]["locust"]
+        assert {"1", "2"} <= set(locust["versions"]), locust
+        assert (Path(locust["report"]) / "slo-report.html").is_file()
+    at_50 = history[1]["measurements"]["locust"]
+    assert (at_50["outcome"], at_50["exit_code"], at_50["canary"]["outcome"]) == ("PASS", 0, "PASS")
+    at_90 = history[0]["measurements"]["locust"]  # stable's 10% may be too few to compare
+    assert at_90["outcome"] == "PASS" or "stable served too few" in at_90["note"], at_90
 
 
 def test_rollback_reaches_every_answer_within_3_seconds(stack):
