@@ -11,6 +11,8 @@ categorical values among the categories or the missing token (""); numeric value
 NaN (the JSON token) where the input's missing token is "NaN"; at most ``max_rows`` rows. A
 violation raises :class:`service.errors.BadRequest` naming the input (``field``) and the rule.
 """
+import base64
+import binascii
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,11 +50,32 @@ def _describe(value):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _decode_b64(text, spec, where):
+    """Return a {"b64": ...} value's text where the input has categories (None: no categories).
+
+    TF Serving decodes b64 into the string tensor, so a category sent base64-encoded must be
+    checked like the plain one.
+    """
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        _fail(f"{where}.b64 is not valid base64", where)
+    if spec.get("categories") is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{where}.b64 does not decode to UTF-8 text, so it cannot be one of the input's "
+              "categories", where)
+
+
 def _check_scalar(value, spec, where):
     dtype = spec.get("dtype", "")
     if dtype in STRING_DTYPES:
         if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-            return
+            value = _decode_b64(value["b64"], spec, where)
+            if value is None:
+                return  # binary content of a free-form string input: nothing more to check
         if not isinstance(value, str):
             _fail(f"{where} must be a string, got {_describe(value)}", where)
         categories = spec.get("categories")

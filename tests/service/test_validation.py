@@ -138,3 +138,23 @@ def test_out_of_range_counts_numeric_and_unseen_categories_but_not_missing():
     counts = out_of_range_counts(checked.columns, SCHEMA, STATISTICS)
     assert counts == {"bill_length_mm": 2, "island": 2}
     assert out_of_range_counts(checked.columns, SCHEMA, None) == {}
+
+
+def test_a_base64_category_is_checked_like_the_plain_one():
+    """TF Serving decodes {"b64": ...} into the string tensor: it may not bypass the categories."""
+    import base64
+
+    def b64(text):
+        return {"b64": base64.b64encode(text).decode()}
+
+    validate_predict_body(rows((0, "island", b64(b"Dream"))), SCHEMA, max_rows=10)
+    with pytest.raises(BadRequest) as caught:
+        validate_predict_body(rows((0, "island", b64(b"Atlantis"))), SCHEMA, max_rows=10)
+    assert "must be one of" in caught.value.message and "Atlantis" in caught.value.message
+    with pytest.raises(BadRequest, match="not valid base64"):
+        validate_predict_body(rows((0, "island", {"b64": "not base64!"})), SCHEMA, max_rows=10)
+    with pytest.raises(BadRequest, match="UTF-8"):
+        validate_predict_body(rows((0, "island", b64(b"\xff\xfe"))), SCHEMA, max_rows=10)
+    free_form = copy.deepcopy(SCHEMA)
+    del free_form["inputs"]["island"]["categories"]
+    validate_predict_body(rows((0, "island", b64(b"\xff\xfe"))), free_form, max_rows=10)  # binary is fine there
