@@ -7,8 +7,11 @@ then writes at most one change, in TF Serving's safe order:
 1. **load**: serve (``specific`` policy) every version that is stable, canary or previous,
    beside those already served, keeping the current labels;
 2. **label**: once a version is AVAILABLE on *every* replica, point its label (stable, canary,
-   previous) at it. A label never points at a version that is not loaded everywhere; a
-   version that failed to load gets no label (the old one stays);
+   previous, shadow) at it. A label never points at a version that is not loaded everywhere;
+   a version that failed to load gets no label. Until the new target is loaded, stable and
+   previous keep their old version; canary and shadow have no label meanwhile (their old
+   version must not answer in the new one's name: the gateway retries failed canary calls on
+   stable);
 3. **retire**: a label the registry dropped, and a version nothing names any more, stay for
    ``unload_grace_s`` (at least the gateway's rollout cache TTL plus the model server's config
    poll): gateways with a cached state keep finding them. Only then are they removed.
@@ -27,6 +30,11 @@ from service.delivery import config_store, model_config, replicas
 from service.delivery.registry_client import RegistryClient, RegistryError, read_key
 
 LABELS = ("stable", "canary", "previous", "shadow")  # shadow: mirrored traffic (service/shadow.py)
+# Labels whose old version keeps answering while the new one loads (stable must always answer;
+# previous is only a rollback target). A canary or shadow label names one version: while a new
+# canary loads, calls to the label fail and the gateway retries them on stable, instead of the
+# old canary answering them in the new one's name (and its analysis).
+KEEP_WHILE_LOADING = frozenset({"stable", "previous"})
 log = logging.getLogger("tfship.reconciler")
 
 
@@ -56,7 +64,9 @@ def plan_model(entry, state, available, failed, retiring, now, grace):
     targets = wanted_labels(state)
     wanted = set(targets.values()) - failed
     if wanted - served:
-        return Plan(_entry(entry, served | wanted, entry.labels), False, wanted - served)
+        kept = {label: version for label, version in entry.labels.items()
+                if label in KEEP_WHILE_LOADING or targets.get(label, version) == version}
+        return Plan(_entry(entry, served | wanted, kept), False, wanted - served)
     waiting = wanted - set(available)
 
     labels = {}
@@ -64,11 +74,14 @@ def plan_model(entry, state, available, failed, retiring, now, grace):
         if version in available:
             labels[label] = version
             retiring.pop(("label", label), None)
-        elif label in entry.labels and entry.labels[label] in served:
+        elif (label in KEEP_WHILE_LOADING and label in entry.labels
+              and entry.labels[label] in served):
             labels[label] = entry.labels[label]  # the target is not loaded everywhere yet
     for label, version in entry.labels.items():
         if label in labels or version not in served:
             continue
+        if label in targets and label not in KEEP_WHILE_LOADING:
+            continue  # moved to a version not loaded yet: the old one must not answer for it
         deadline = retiring.setdefault(("label", label), now + grace)
         if now < deadline:
             labels[label] = version  # dropped by the registry; gateways may still route here

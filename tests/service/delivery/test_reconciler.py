@@ -99,3 +99,27 @@ def test_the_command_reports_an_unreadable_config_file(tmp_path, capsys):
         "--model-config-file", str(tmp_path / "missing.config"),
         "--model-server", "http://127.0.0.1:9", "--once", "--timeout", "1"])
     assert code == 1 and "missing.config" in capsys.readouterr().err
+
+
+def test_a_new_canary_that_is_not_loaded_takes_the_label_from_the_old_one_at_once():
+    """Else the old canary answers canary traffic in the new one's name and passes its analysis."""
+    retiring = {}
+    current = entry((1, 2), stable=2, canary=1, previous=1)
+    plan = plan_model(current, state(2, 3, 1, weight=0.5), available={1, 2}, failed=set(),
+                      retiring=retiring, now=0, grace=GRACE)
+    assert plan.entry.versions == (1, 2, 3) and plan.entry.labels == {"stable": 2, "previous": 1}
+    plan = plan_model(plan.entry, state(2, 3, 1, weight=0.5), available={1, 2}, failed=set(),
+                      retiring=retiring, now=1, grace=GRACE)
+    assert plan.entry is None and not plan.converged  # no canary label until 3 is loaded
+    plan = plan_model(entry((1, 2, 3), stable=2, previous=1), state(2, 3, 1, weight=0.5),
+                      available={1, 2, 3}, failed=set(), retiring=retiring, now=2, grace=GRACE)
+    assert plan.entry.labels == {"stable": 2, "previous": 1, "canary": 3}
+    failed = plan_model(current, state(2, 3, 1, weight=0.5), available={1, 2}, failed={3},
+                        retiring={}, now=2, grace=GRACE)
+    assert "canary" not in failed.entry.labels
+
+
+def test_stable_keeps_its_old_version_while_the_new_one_loads():
+    plan = plan_model(entry((1, 2), stable=1), state(2), available={1}, failed=set(),
+                      retiring={}, now=0, grace=GRACE)
+    assert plan.entry is None or plan.entry.labels == {"stable": 1}

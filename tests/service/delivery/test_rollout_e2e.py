@@ -76,7 +76,8 @@ def test_a_good_canary_is_promoted_with_zero_failed_requests(stack):
                                         + stack.reconciler_log.read_text())
         wait_for(lambda: (stack.label("stable"), stack.label("previous")) == (1, 2), 10,
                  "the model server's labels follow the promotion")
-        time.sleep(0.5)
+        wait_for(lambda: ("1", "stable") in traffic.served(), 10,
+                 "the gateways' cached rollout state follows the promotion")
     state = stack.registry("GET", "/rollout").json()
     assert (state["stable"], state["canary"], state["previous"]) == (1, None, 2)
     assert traffic.failures() == []
@@ -133,6 +134,10 @@ def test_a_failing_canary_costs_callers_nothing_and_is_rolled_back_automatically
     shutil.copytree(stack.models / "2", broken)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     stack.register_copy(3)
+    # The earlier promotion's canary label retires after the grace; until then it would answer
+    # canary calls (the reconciler drops it as soon as the registry names a new canary, and the
+    # model server applies that within its config poll: a window this test must not start in).
+    wait_for(lambda: stack.label("canary") is None, 15, "the old canary label retired")
     with Traffic(stack) as traffic:
         # Not waiting for the load: the canary label never appears, every canary call fails.
         result = stack.rollout("start", "--version", "3", "--steps", "50,100",
