@@ -1,4 +1,4 @@
-"""Call the registry's API over HTTP: rollout state (with If-Match), versions and history."""
+"""Call the registry's API over HTTP: rollout state and shadow mode (with If-Match), versions and history."""
 from urllib.parse import quote
 
 import requests
@@ -76,3 +76,25 @@ class RegistryClient:
         """Return the newest rollout transitions of model."""
         return self._call("GET", self._url(model, "/rollout/history"),
                           params={"per_page": per_page})[1]["items"]
+
+    def shadow(self, model, version=None):
+        """Return (shadow state with comparisons, etag); version: another shadow's comparison."""
+        params = {"version": int(version)} if version is not None else {}
+        response, body = self._call("GET", self._url(model, "/rollout/shadow"), params=params)
+        return body, response.headers.get("ETag")
+
+    def set_shadow(self, model, version, share, *, etag=None, reason=""):
+        """Mirror share of stable's traffic to version; return the new (state, etag)."""
+        response, body = self._call(
+            "PUT", self._url(model, "/rollout/shadow"),
+            json={"version": int(version), "share": share, "reason": reason},
+            headers={"If-Match": etag} if etag else {})
+        return body, response.headers.get("ETag")
+
+    def stop_shadow(self, model, *, etag=None, reason=""):
+        """Stop shadow mode; return (state with the final comparisons, etag)."""
+        response, body = self._call(
+            "DELETE", self._url(model, "/rollout/shadow") + (
+                f"?reason={quote(reason)}" if reason else ""),
+            headers={"If-Match": etag} if etag else {})
+        return body, response.headers.get("ETag")

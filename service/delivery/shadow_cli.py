@@ -7,7 +7,6 @@ The reconciler loads the shadow version and labels it ``shadow``; the gateways m
 """
 import argparse
 import time
-from urllib.parse import quote
 
 from service.delivery import replicas
 from service.delivery.registry_client import RegistryClient
@@ -22,32 +21,6 @@ def parse_share(text):
     if not 0 <= share <= 1:
         raise argparse.ArgumentTypeError("the share must be within 0..1 (or 0%..100%)")
     return share
-
-
-class ShadowRegistry(RegistryClient):
-    """The registry client plus the shadow-mode resource."""
-
-    def shadow(self, model, version=None):
-        """Return (shadow state with comparisons, etag); version: another shadow's comparison."""
-        params = {"version": int(version)} if version is not None else {}
-        response, body = self._call("GET", self._url(model, "/rollout/shadow"), params=params)
-        return body, response.headers.get("ETag")
-
-    def set_shadow(self, model, version, share, *, etag=None, reason=""):
-        """Mirror share of stable's traffic to version; return the new (state, etag)."""
-        response, body = self._call(
-            "PUT", self._url(model, "/rollout/shadow"),
-            json={"version": int(version), "share": share, "reason": reason},
-            headers={"If-Match": etag} if etag else {})
-        return body, response.headers.get("ETag")
-
-    def stop_shadow(self, model, *, etag=None, reason=""):
-        """Stop shadow mode; return (state with the final comparisons, etag)."""
-        response, body = self._call(
-            "DELETE", self._url(model, "/rollout/shadow") + (
-                f"?reason={quote(reason)}" if reason else ""),
-            headers={"If-Match": etag} if etag else {})
-        return body, response.headers.get("ETag")
 
 
 def _ms(seconds):
@@ -175,7 +148,7 @@ def add_parser(actions, common):
 
 def run_action(args, key, out, refused):
     """Run the parsed `rollout shadow ...` command."""
-    driver = ShadowDriver(ShadowRegistry(args.registry, key), args.model, out, refused=refused)
+    driver = ShadowDriver(RegistryClient(args.registry, key), args.model, out, refused=refused)
     if args.shadow_action == "start":
         driver.start(args.version, args.share, reason=args.reason or "",
                      model_servers=args.model_servers, load_timeout=args.load_timeout)
