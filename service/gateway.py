@@ -138,17 +138,15 @@ def _predicted_classes(answer, input_schema):
     return Counter(name for name in names if name is not None)
 
 
-def _forward(gateway, name, route, body):
-    # Forward what was validated, written again (orjson: microseconds), not the raw bytes: a
-    # duplicate key in the raw text would reach TF Serving, whose parser keeps the first while
-    # validation saw the last (tests/service/test_gateway.py: the duplicate-key test).
+def _forward(gateway, name, route, sent):
+    """POST sent (the validated body's JSON bytes) to the route's label or version."""
     return gateway.client.predict(
-        name, json_codec.dumps_validated(body), label=route.label,
+        name, sent, label=route.label,
         version=route.version if route.label is None else None,
         request_id=logs.request_id(), metric_version=route.version)
 
 
-def _fall_back(gateway, name, canary, body, error):
+def _fall_back(gateway, name, canary, body, sent, error):
     """Retry a failed canary call on stable, so a failing canary costs callers nothing.
 
     Returns (stable route, its schema, the body checked against it, the answer). When the body
@@ -164,7 +162,7 @@ def _fall_back(gateway, name, canary, body, error):
         raise error from None
     metrics.count_canary_fallback(name, canary.version, getattr(error, "outcome", error.code))
     metrics.label_request(name, stable.version)
-    return stable, schema, checked, _forward(gateway, name, stable, body)
+    return stable, schema, checked, _forward(gateway, name, stable, sent)
 
 
 def _predict(name, pinned_version=None):
@@ -186,16 +184,20 @@ def _predict(name, pinned_version=None):
                                  "in the registry; it cannot be validated", code="no_input_schema")
     body = request.get_json(silent=True)
     checked = validation.validate_predict_body(body, input_schema, max_rows=gateway.max_rows)
+    # Forward what was validated, written again (orjson: microseconds), not the raw bytes: a
+    # duplicate key in the raw text would reach TF Serving, whose parser keeps the first while
+    # validation saw the last (tests/service/test_gateway.py: the duplicate-key test).
+    sent = json_codec.dumps_validated(body)
     forwarded_at = time.perf_counter()
     try:
-        answer = _forward(gateway, name, route, body)
+        answer = _forward(gateway, name, route, sent)
     except ApiError as error:
         if route.fallback is None:
             raise
-        route, schema, checked, answer = _fall_back(gateway, name, route, body, error)
+        route, schema, checked, answer = _fall_back(gateway, name, route, body, sent, error)
         input_schema = schema["input_schema"] or {}
     if pinned_version is None:  # shadow mode: queue a copy for the shadow version, never wait
-        shadow.mirror(name, rollout, route, body, answer.data, time.perf_counter() - forwarded_at)
+        shadow.mirror(name, rollout, route, sent, answer.body, time.perf_counter() - forwarded_at)
     metrics.count_predictions(name, route.version, checked.rows,
                               _predicted_classes(answer.data, input_schema))
     metrics.count_out_of_range(name, route.version, validation.out_of_range_counts(

@@ -119,9 +119,9 @@ def observe_shadow_latency(model, shadow_version, primary_seconds, shadow_second
     SHADOW_LATENCY.labels(model, version, "shadow").observe(shadow_seconds)
 
 
-def count_shadow_dropped(model, shadow_version):
-    """Record one prediction not mirrored: the shadow queue was full."""
-    SHADOW_DROPPED.labels(model, str(shadow_version)).inc()
+def count_shadow_dropped(model, shadow_version, count=1):
+    """Record predictions not mirrored: the shadow queue (or the sender's socket) was full."""
+    SHADOW_DROPPED.labels(model, str(shadow_version)).inc(count)
 
 
 def set_versions_available(model, count):

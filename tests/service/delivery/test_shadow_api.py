@@ -115,24 +115,24 @@ def test_the_gateway_and_reconciler_read_the_shadow_in_the_rollout_state(app, cl
 
 
 def test_stored_comparisons_are_summed_per_stable_version(any_app, any_client, deployer):
-    from service import shadow
+    from service import db, shadow_sender
     any_client.put(SHADOW, json={"version": 2, "share": 1.0}, headers=deployer)
-    mirror = shadow.Mirror(any_app)
+    comparer = shadow_sender.Comparer(any_app.config, lambda: db.engine(any_app))
     try:
         for rows, agreed, primary_s, shadow_s in ((10, 10, 0.002, 0.004), (10, 7, 0.003, 0.02)):
-            tally = shadow.Tally(requests=1, rows=rows, agreed=agreed)
-            tally.add_latency(shadow.PRIMARY, primary_s)
-            tally.add_latency(shadow.SHADOW, shadow_s)
-            mirror._tallies[("penguins", 1, 2)] = tally
-            assert mirror.flush() == 1
-        failed = shadow.Tally(requests=2, failed=2)
-        mirror._tallies[("penguins", 1, 2)] = failed
-        mirror._drops[("penguins", 1, 2)] = 5
-        mirror._tallies[("absent", 1, 2)] = shadow.Tally(requests=1)  # a deleted model: skipped
-        assert mirror.flush() == 2
-        assert mirror.flush() == 0  # nothing new
+            tally = shadow_sender.Tally(requests=1, rows=rows, agreed=agreed)
+            tally.add_latency(shadow_sender.PRIMARY, primary_s)
+            tally.add_latency(shadow_sender.SHADOW, shadow_s)
+            comparer._tallies[("penguins", 1, 2)] = tally
+            assert comparer.flush() == 1
+        failed = shadow_sender.Tally(requests=2, failed=2)
+        comparer._tallies[("penguins", 1, 2)] = failed
+        comparer.count_drops(("penguins", 1, 2), 5)
+        comparer._tallies[("absent", 1, 2)] = shadow_sender.Tally(requests=1)  # deleted: skipped
+        assert comparer.flush() == 2
+        assert comparer.flush() == 0  # nothing new
     finally:
-        mirror.client.close()
+        comparer.close(timeout=1)
     report = any_client.get(SHADOW, headers=deployer).json
     [found] = report["comparisons"]
     assert (found["primary_version"], found["shadow_version"]) == (1, 2)
