@@ -139,11 +139,17 @@ def _predicted_classes(answer, input_schema):
 
 
 def _forward(gateway, name, route, sent):
-    """POST sent (the validated body's JSON bytes) to the route's label or version."""
-    return gateway.client.predict(
-        name, sent, label=route.label,
-        version=route.version if route.label is None else None,
-        request_id=logs.request_id(), metric_version=route.version)
+    """POST sent (the validated body's JSON bytes) to the route's version.
+
+    By version, not by the route's label: the registry names the version, and the model server
+    moves a label only on its next config poll (about a second), during which the label still
+    answers with the version it pointed at before a promote, rollback or new canary. A call by
+    version is served by the version named in X-Model-Version and in the metrics. A canary
+    gets traffic only once its version is AVAILABLE (the rollout driver waits for the load
+    before its first step) and stays loaded until the gateways' cached state has expired.
+    """
+    return gateway.client.predict(name, sent, version=route.version,
+                                  request_id=logs.request_id(), metric_version=route.version)
 
 
 def _fall_back(gateway, name, canary, body, sent, error):

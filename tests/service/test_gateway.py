@@ -231,7 +231,7 @@ def test_upstream_failures_are_json_502_503_504_with_retry_after(faulty_app, cli
     answer = client.post("/api/v1/models/tiny:predict", json=body, headers=headers)
     assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
     assert fault_server.hits[-1][2]["X-Request-ID"] == "fwd-me"
-    assert fault_server.hits[-1][1] == "/v1/models/tiny/labels/stable:predict"
+    assert fault_server.hits[-1][1] == "/v1/models/tiny/versions/1:predict"  # by version
     for mode, status, code in [(("status", 400), 400, "model_server_rejected"),
                                (("status", 500), 502, "upstream_bad_response"),
                                (("sleep", 1.0), 504, "upstream_timeout"),
@@ -265,15 +265,18 @@ def test_the_validated_body_is_what_reaches_the_model_server(faulty_app, client,
 
 def test_a_failing_pinned_version_never_opens_the_circuit_of_stable(faulty_app, client, keys,
                                                                    fault_server):
-    """Breakers are per target (label or pinned version): one failing version blocks only itself."""
+    """Breakers are per version: one failing version blocks only itself."""
+    assert client.post("/api/v1/models/tiny/versions", headers=bearer(keys["admin"]), json={
+        "version": 2, "artifact_uri": "file:///nowhere/tiny/2",
+        "input_schema": TINY_SCHEMA}).status_code == 201
     body = {"instances": [{"x": 1.0}]}
     headers = bearer(keys["predictor"])
     fault_server.mode = ("status", 500)
-    codes = [client.post("/api/v1/models/tiny/versions/1:predict", json=body,
+    codes = [client.post("/api/v1/models/tiny/versions/2:predict", json=body,
                          headers=headers).get_json()["error"]["code"] for _ in range(4)]
     assert codes == ["upstream_bad_response"] * 3 + ["circuit_open"]
     fault_server.mode = "ok"
     answer = client.post("/api/v1/models/tiny:predict", json=body, headers=headers)
-    assert answer.status_code == 200, "the stable label's own circuit is closed"
-    pinned = client.post("/api/v1/models/tiny/versions/1:predict", json=body, headers=headers)
+    assert answer.status_code == 200, "stable's (version 1's) own circuit is closed"
+    pinned = client.post("/api/v1/models/tiny/versions/2:predict", json=body, headers=headers)
     assert pinned.get_json()["error"]["code"] == "circuit_open", "the pinned target stays open"

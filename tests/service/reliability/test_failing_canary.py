@@ -26,7 +26,7 @@ BREAKER_FAILURES = 3
 
 
 class CanaryFailsServer(JsonServer):
-    """Answers stable's label with class "a"; the canary's label and version 2 with ``status``."""
+    """Answers stable's version with class "a"; the canary's version (and label) with ``status``."""
 
     def __init__(self, status):
         self.status, self.paths = status, []
@@ -93,7 +93,7 @@ def test_a_failing_canary_costs_callers_nothing_and_counts_against_the_canary(
                     if name == "tfship_upstream_requests_total" and labels["model"] == "tiny"}
         assert (str(CANARY), "circuit_open") in outcomes, outcomes
         assert (str(STABLE), "circuit_open") not in outcomes, outcomes
-        sent = canary_server.paths.count("/v1/models/tiny/labels/canary:predict")
+        sent = canary_server.paths.count(f"/v1/models/tiny/versions/{CANARY}:predict")
         assert sent < canary["calls"], (sent, canary["calls"])
 
     # A version pinned in the URL that fails opens only its own circuit, never stable's.
