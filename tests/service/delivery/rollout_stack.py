@@ -141,7 +141,40 @@ class Answer:
     text: str
 
 
-class Traffic:
+class ClientThreads:
+    """Clients each sending one request at a time until stopped; every answer is kept.
+
+    A subclass gives each client its state (``client_state(index)``) and sends one request
+    (``send(session, state)``, returning what to keep).
+    """
+
+    def __init__(self, clients):
+        self.answers, self.stop = [], threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(index,), daemon=True)
+                        for index in range(clients)]
+
+    def _run(self, index):
+        session, state = requests.Session(), self.client_state(index)
+        while not self.stop.is_set():
+            self.answers.append(self.send(session, state))
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+    def run_for(self, seconds):
+        with self:
+            time.sleep(seconds)
+        return self
+
+
+class Traffic(ClientThreads):
     """Clients predicting through the gateway, one request at a time each, with random routing
     keys (the split is sticky per key), until stopped. Every answer is kept."""
 
@@ -150,13 +183,10 @@ class Traffic:
         self.headers = {"Authorization": f"Bearer {stack.predictor}",
                         "Content-Type": "application/json"}
         self.bodies = [json.dumps({"instances": [row]}) for row in rows]
-        self.answers, self.stop = [], threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        super().__init__(threads)
 
-    def _run(self):
-        session, chance = requests.Session(), random.Random()
-        while not self.stop.is_set():
-            self.answers.append(self.send(session, chance))
+    def client_state(self, index):
+        return random.Random()
 
     def send(self, session, chance):
         example = chance.randrange(len(self.bodies))
@@ -177,16 +207,6 @@ class Traffic:
                       answer.headers.get("X-Model-Version"),
                       answer.headers.get("X-Model-Label"), example, probabilities,
                       answer.text[:200])
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
 
     def since(self, moment):
         return [a for a in list(self.answers) if a.received >= moment]

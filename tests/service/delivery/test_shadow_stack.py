@@ -16,13 +16,13 @@ Budget: ~110 s alone on the shared 2 cores (training, shared with other suites, 
 `tfship up` ~20 s; four scenarios ~35 s of real loads, traffic and flushes; the A/B rounds
 ~20 s; `tfship down` ~10 s).
 """
+import itertools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -32,7 +32,7 @@ from infra.local import processes
 from infra.local.demo import EXAMPLES
 from infra.local.settings import LocalSettings
 from tests.conftest import free_port
-from tests.service.delivery.rollout_stack import save_always_adelie
+from tests.service.delivery.rollout_stack import ClientThreads, save_always_adelie
 
 MODEL = "penguins"
 STABLE = 2
@@ -129,7 +129,7 @@ def _export_shadows(stack):
     assert registry(stack, "GET", "/rollout").json()["stable"] == STABLE
 
 
-class Traffic:
+class Traffic(ClientThreads):
     """Clients predicting through the gateway; every answer is checked against stable's own."""
 
     def __init__(self, stack, clients=2):
@@ -142,37 +142,19 @@ class Traffic:
             body = json.dumps({"instances": [example]})
             answer = requests.post(pinned, data=body, headers=self.headers, timeout=10)
             self.expected.append((body, answer.json()["predictions"][0]["class_name"]))
-        self.answers, self.stop = [], threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(clients)]
+        super().__init__(clients)
 
-    def _run(self, offset):
-        session, index = requests.Session(), offset
-        while not self.stop.is_set():
-            body, expected = self.expected[index % len(self.expected)]
-            index += 1
-            try:
-                answer = session.post(self.url, data=body, headers=self.headers, timeout=10)
-                got = answer.json()["predictions"][0]["class_name"] if answer.ok else answer.text
-                self.answers.append((answer.status_code, answer.headers.get("X-Model-Version"),
-                                     got == expected, got))
-            except (requests.RequestException, ValueError, KeyError) as error:
-                self.answers.append((0, None, False, repr(error)))
+    def client_state(self, index):
+        return itertools.count(index)  # each client walks the examples from its own offset
 
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
-
-    def run_for(self, seconds):
-        with self:
-            time.sleep(seconds)
-        return self
+    def send(self, session, counter):
+        body, expected = self.expected[next(counter) % len(self.expected)]
+        try:
+            answer = session.post(self.url, data=body, headers=self.headers, timeout=10)
+            got = answer.json()["predictions"][0]["class_name"] if answer.ok else answer.text
+            return answer.status_code, answer.headers.get("X-Model-Version"), got == expected, got
+        except (requests.RequestException, ValueError, KeyError) as error:
+            return 0, None, False, repr(error)
 
     def wrong(self):
         """Answers that are not a 200 from stable with stable's own prediction."""
