@@ -6,14 +6,13 @@ demand (sleeps, 5xx, non-JSON): fault injection against real HTTP, not a mock.
 """
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
+
+from loadtests.bench import servers
 from tests.conftest import free_port
 
 MODEL_NAME = "penguins"
@@ -108,44 +107,38 @@ def model_config_text(base_path, labels):
 
 
 class ModelServerProcess:
-    """The local TF-Serving-compatible model server (``python -m model.server``) on a fixed port."""
+    """The local TF-Serving-compatible model server (``tfship model-server``) on a fixed port,
+    started by the benchmark's own start-up (loadtests/bench/servers.py), restartable."""
 
     def __init__(self, config_path, log_path):
         self.config_path, self.log_path = config_path, log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = None
+        self.handle = self.process = None
 
     def start(self, timeout=90):
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "model.server", f"--rest_api_port={self.port}",
-                 f"--model_config_file={self.config_path}",
-                 "--model_config_file_poll_wait_seconds=1"],
-                stdout=log, stderr=subprocess.STDOUT,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"model server exited:\n{self.log()[-3000:]}"
-            try:
-                answer = requests.get(f"{self.url}/v1/models/{MODEL_NAME}", timeout=2)
-                states = [v["state"] for v in answer.json().get("model_version_status", [])]
-                if answer.status_code == 200 and states and all(s == "AVAILABLE" for s in states):
-                    return self
-            except (requests.ConnectionError, ValueError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"the model server did not start:\n{self.log()[-3000:]}")
+        """Start the server; return once every version of the model is AVAILABLE."""
+        self.handle = servers.model_server(
+            [f"--rest_api_port={self.port}", f"--model_config_file={self.config_path}",
+             "--model_config_file_poll_wait_seconds=1"],
+            dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), self.log_path)
+        self.process = self.handle.process
+
+        def all_available():
+            states = [v["state"] for v in servers.get_json(
+                f"{self.url}/v1/models/{MODEL_NAME}")["model_version_status"]]
+            return states and all(state == "AVAILABLE" for state in states)
+
+        try:
+            self.handle.wait_ready(all_available, timeout=timeout)
+        except servers.StartError as error:
+            self.stop()
+            pytest.fail(f"the model server did not start ({error}):\n{self.log()[-3000:]}")
+        return self
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.handle is not None:
+            self.handle.stop()
 
     def log(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
