@@ -44,17 +44,30 @@ def _start(command, log, env=None):
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
+def _signal_group(process, signum):
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:  # nothing of the group is left
+        pass
+
+
 def _stop_group(*processes):
-    """Stop processes this test started, with the children they spawned (gunicorn workers), all at once."""
-    running = [process for process in processes if process.poll() is None]
-    for process in running:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in running:
+    """Stop processes this test started, with the children they spawned (gunicorn workers), all at once.
+
+    Every group is signalled even when its leader has already exited (a gunicorn master that
+    died can leave a worker behind), and every group gets a final SIGKILL, so nothing outlives
+    the test.
+    """
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    for process in processes:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+            pass
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=5)
 
 
 def _wait(predicate, timeout, what):
