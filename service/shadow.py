@@ -56,8 +56,9 @@ SETTINGS = (
     Setting("SHADOW_FLUSH_INTERVAL_S", 10.0, "Seconds between a worker's inserts of its shadow "
             "comparison counts into the registry (shadow_comparisons)."),
     Setting("SHADOW_SENDER", "auto", "Where a worker's shadow calls run: process (a sender "
-            "process beside the worker, off its GIL), thread (a thread of the worker), or auto "
-            "(process when PROMETHEUS_MULTIPROC_DIR is set, as under gunicorn; else thread)."),
+            "process beside the worker, off its GIL; ~56 MiB each, started on the worker's "
+            "first mirrored call), thread (a thread of the worker), or auto (process when "
+            "PROMETHEUS_MULTIPROC_DIR is set, as under gunicorn; else thread)."),
 )
 
 
