@@ -112,6 +112,7 @@ class ProcessSender:
         finally:
             theirs.close()
         self.sock = ours
+        log.info("shadow sender process %d started for worker %d", self.process.pid, os.getpid())
         return True
 
     def send(self, job):
