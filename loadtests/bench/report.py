@@ -204,7 +204,8 @@ def markdown(results):
             "The first columns read page 50 by number (`page=50`, OFFSET in the sort's index); \"by "
             "cursor\" reads the same page through the cursor reached by following `links.next` from the "
             "first page (a seek, no OFFSET); both carry the total. DB only: the API's own statements "
-            "(the count, then the page's keys joined to models, rollouts and tags), built by its code and "
+            "(one statement: the page's keys found in the index, joined to models, rollouts and tags, with "
+            "the total as a subquery), built by its code and "
             "run straight on the database 50 times, no API; the difference to the API's latency is the "
             "API's own work (key check, parsing, JSON, HTTP). SQLite runs inside the API process, so its "
             "database CPU is part of the API's.",

@@ -1,4 +1,7 @@
 """The /api/v1/models resource: list, create, read, replace, patch and delete models."""
+import functools
+from typing import NamedTuple
+
 import sqlalchemy as sa
 from flask import jsonify, url_for
 from flask.views import MethodView
@@ -9,7 +12,7 @@ from service.auth import require_role
 from service.errors import Conflict, PreconditionFailed, Unprocessable
 from service.registry import schemas
 from service.registry.common import ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag, find_model
-from service.registry.paging import list_page, sort_order
+from service.registry.paging import list_page, page_statements, sort_order
 from service.tables import ModelStatus, ModelTag, RegisteredModel, Rollout, is_serving, utcnow
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1/models",
@@ -32,10 +35,12 @@ class Models(MethodView):
     @bp.response(200, schemas.ModelPageSchema)
     def get(self, page, per_page, sort, name=None, tag=(), owner=None, status=None, cursor=None):
         """List models, filtered, sorted and paged (by page number or cursor), with the total."""
-        keys, order = listing(name=name, tags=tag, owner=owner, status=status, sort=sort)
-        # The items are already JSON values (load_summaries): a Response skips re-serialising.
-        return jsonify(list_page(keys, order=order, page=page, per_page=per_page, cursor=cursor,
-                                 load=load_summaries))
+        shape = ListShape(status is not None, owner is not None, bool(name), len(tag), sort)
+        # The items are already JSON values (summaries): a Response skips re-serialising.
+        return jsonify(list_page(
+            functools.partial(list_statements, shape), list_params(name, tag, owner, status),
+            order=listing(shape)[1], page=page, per_page=per_page, cursor=cursor,
+            run=_run, build=summaries))
 
     @require_role("deployer")
     @bp.arguments(schemas.ModelCreateSchema)
@@ -112,43 +117,75 @@ class Model(MethodView):
 
 MODELS, STATUSES, TAGS, ROLLOUTS = (RegisteredModel.__table__, ModelStatus.__table__,
                                    ModelTag.__table__, Rollout.__table__)
+LIKE_ESCAPE = "/"  # the name filter's LIKE escape character
 
 
-def listing(*, name, tags, owner, status, sort):
-    """Return (select of the matching models, SortOrder) for the list's filters and sort.
+class ListShape(NamedTuple):
+    """What decides a list's statements (not the values): which filters are given, the sort."""
 
-    With a status filter the rows come from model_statuses (kept by triggers), whose indexes
-    hold status, owner and name together: status (+ owner) in name or owner order is one
-    index range, counted and paged without touching models. Every other filter narrows it.
-    Core columns, not ORM entities: the list reads keys and plain values, nothing to track.
+    status: bool
+    owner: bool
+    name: bool
+    tags: int
+    sort: str
+
+
+@functools.lru_cache(maxsize=256)
+def listing(shape):
+    """Return (select of the matching models, SortOrder) for a list of this shape.
+
+    The filters' values are bind parameters (list_params() gives them). With a status filter
+    the rows come from model_statuses (kept by triggers), whose indexes hold status, owner and
+    name together: status (+ owner) in name or owner order is one index range, counted and
+    paged without touching models. Every other filter narrows it. Core columns, not ORM
+    entities: the list reads keys and plain values, nothing to track.
     """
-    if status is None:
+    if not shape.status:
         source, model_id = MODELS, MODELS.c.id
         columns = {"name": MODELS.c.name, "owner": MODELS.c.owner}
     else:
         source, model_id = STATUSES, STATUSES.c.model_id
         columns = {"name": STATUSES.c.name, "owner": STATUSES.c.owner}
     columns.update(created_at=MODELS.c.created_at, updated_at=MODELS.c.updated_at)
-    order = sort_order(sort, columns, model_id)
-    needs_models = status is not None and sort.lstrip("-") in ("created_at", "updated_at")
+    order = sort_order(shape.sort, columns, model_id)
+    needs_models = shape.status and shape.sort.lstrip("-") in ("created_at", "updated_at")
     keys = sa.select(model_id).select_from(
         source.join(MODELS, MODELS.c.id == model_id) if needs_models else source)
-    if status is not None:
-        keys = keys.where(STATUSES.c.status == status)
-    if owner is not None:
-        keys = keys.where(columns["owner"] == owner)
-    if name:
-        keys = keys.where(columns["name"].icontains(name, autoescape=True))
+    if shape.status:
+        keys = keys.where(STATUSES.c.status == sa.bindparam("status"))
+    if shape.owner:
+        keys = keys.where(columns["owner"] == sa.bindparam("owner"))
+    if shape.name:
+        keys = keys.where(columns["name"].icontains(sa.bindparam("name"), escape=LIKE_ESCAPE))
     # IN (subquery) rather than EXISTS: each subquery runs once (SQLite would otherwise
     # probe it per model row).
-    for one_tag in tags:
-        keys = keys.where(model_id.in_(sa.select(TAGS.c.model_id).where(TAGS.c.tag == one_tag)))
+    for index in range(shape.tags):
+        keys = keys.where(model_id.in_(
+            sa.select(TAGS.c.model_id).where(TAGS.c.tag == sa.bindparam(f"tag_{index}"))))
     return keys, order
 
 
-def summaries_statement(page_keys, order_by):
-    """One statement: the page's keys joined to their models, rollouts and tags, in order."""
-    return (sa.select(page_keys.c.sort_key, page_keys.c.sort_id, MODELS.c.name,
+def list_params(name, tags, owner, status):
+    """The values of listing()'s bind parameters; name matches as a plain substring."""
+    params = {"status": status, "owner": owner}
+    if name:
+        params["name"] = (name.replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE).replace("%", LIKE_ESCAPE + "%")
+                          .replace("_", LIKE_ESCAPE + "_"))
+    params.update((f"tag_{index}", tag) for index, tag in enumerate(tags))
+    return params
+
+
+@functools.lru_cache(maxsize=1024)
+def list_statements(shape, mode):
+    """(page statement, count statement) of a list of this shape in a paging mode, built once."""
+    keys, order = listing(shape)
+    return page_statements(keys, order, mode, summaries_statement)
+
+
+def summaries_statement(page_keys, order_by, total):
+    """One statement: the page's keys joined to their models, rollouts and tags, in order,
+    with the list's total."""
+    return (sa.select(page_keys.c.sort_key, page_keys.c.sort_id, total, MODELS.c.name,
                       MODELS.c.description, MODELS.c.owner, MODELS.c.created_at,
                       MODELS.c.updated_at, ROLLOUTS.c.stable_version, ROLLOUTS.c.canary_version,
                       TAGS.c.tag)
@@ -158,14 +195,18 @@ def summaries_statement(page_keys, order_by):
             .order_by(*order_by, TAGS.c.tag))
 
 
-def load_summaries(page_keys, order_by):
-    """Return [(sort_key, sort_id, item)] of the page page_keys, items ready for JSON.
+def _run(statement, params):
+    return db.read_connection().execute(statement, params).all()
+
+
+def summaries(rows):
+    """Return [(sort_key, sort_id, item)] of summaries_statement's rows, items ready for JSON.
 
     The items are written here rather than by ModelSchema: marshmallow took a tenth of the
     list's CPU time; a test holds each item equal to the model's own GET body.
     """
     found = []
-    for row in db.session().connection().execute(summaries_statement(page_keys, order_by)):
+    for row in rows:
         if found and found[-1][1] == row.sort_id:
             found[-1][2]["tags"].append(row.tag)
             continue

@@ -1,4 +1,6 @@
 """The /api/v1/models/{name}/versions resource: register, list, read, patch and delete versions."""
+import functools
+
 import sqlalchemy as sa
 from flask import url_for
 from flask.views import MethodView
@@ -10,7 +12,7 @@ from service.errors import Conflict
 from service.registry import schemas
 from service.registry.common import (ETAG_HEADER_DOC, IF_MATCH_DOC, check_if_match, etag,
                                      find_model, find_version)
-from service.registry.paging import list_page, sort_order
+from service.registry.paging import list_page, page_statements, sort_order
 from service.tables import ModelVersion, utcnow
 
 bp = Blueprint("versions", __name__, url_prefix="/api/v1/models/<name>/versions",
@@ -20,10 +22,31 @@ SORT_COLUMNS = {"version": ModelVersion.version, "created_at": ModelVersion.crea
 SERVING_STATUSES = ("stable", "canary", "previous")
 
 
-def _load_versions(page_keys, order_by):
-    return db.session().execute(
-        sa.select(page_keys.c.sort_key, page_keys.c.sort_id, ModelVersion)
-        .join(page_keys, ModelVersion.id == page_keys.c.sort_id).order_by(*order_by)).all()
+@functools.lru_cache(maxsize=64)
+def _list_statements(status, sort, mode):
+    """(page statement, count statement) of a version list, built once per shape and mode."""
+    keys = sa.select(ModelVersion.id).where(ModelVersion.model_id == sa.bindparam("model_id"))
+    if status:
+        keys = keys.where(ModelVersion.status == sa.bindparam("status"))
+    return page_statements(keys, _order(sort), mode, _versions_statement)
+
+
+@functools.lru_cache(maxsize=8)
+def _order(sort):
+    return sort_order(sort, SORT_COLUMNS, ModelVersion.id)
+
+
+def _versions_statement(page_keys, order_by, total):
+    return (sa.select(page_keys.c.sort_key, page_keys.c.sort_id, total, ModelVersion)
+            .join(page_keys, ModelVersion.id == page_keys.c.sort_id).order_by(*order_by))
+
+
+def _run(statement, params):
+    return db.session().execute(statement, params).all()
+
+
+def _versions(rows):
+    return [(row.sort_key, row.sort_id, row.ModelVersion) for row in rows]
 
 
 def version_etag(row):
@@ -39,11 +62,9 @@ class Versions(MethodView):
     def get(self, name, page, per_page, sort, status=None, cursor=None):
         """List a model's versions (paged by page number or cursor), with the total."""
         model = find_model(name)
-        keys = sa.select(ModelVersion.id).where(ModelVersion.model_id == model.id)
-        if status is not None:
-            keys = keys.where(ModelVersion.status == status)
-        return list_page(keys, order=sort_order(sort, SORT_COLUMNS, ModelVersion.id), page=page,
-                         per_page=per_page, cursor=cursor, load=_load_versions)
+        return list_page(functools.partial(_list_statements, status is not None, sort),
+                         {"model_id": model.id, "status": status}, order=_order(sort), page=page,
+                         per_page=per_page, cursor=cursor, run=_run, build=_versions)
 
     @require_role("deployer")
     @bp.arguments(schemas.VersionCreateSchema)

@@ -1,12 +1,14 @@
-"""The registry's bulk load and the list query it is measured with, on a real SQLite. Budget: ~3 s."""
+"""The registry's bulk load and the list query it is measured with, on a real SQLite and a real
+PostgreSQL 15 (skipped when not installed). Budget: ~8 s."""
+import pytest
 import sqlalchemy as sa
 
-from loadtests.bench import registry_scale
+from loadtests.bench import postgres, registry_scale
 
 
 def test_seed_loads_models_versions_and_tags_that_match_the_expected_total(tmp_path):
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    registry_scale.seed(url, 3000)
+    seeded = registry_scale.seed(url, 3000)
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
@@ -18,6 +20,7 @@ def test_seed_loads_models_versions_and_tags_that_match_the_expected_total(tmp_p
     finally:
         engine.dispose()
     assert counts == [3000, 3000, 3000]
+    assert seeded == 0
     assert matching == registry_scale.expected_total(3000) == 100
     # The database-only timing runs the list's statements and checks their answer.
     timing = registry_scale.database_only(url, 3000, calls=5)
@@ -30,3 +33,25 @@ def test_the_query_asks_for_page_50_or_the_last_full_page_of_a_smaller_registry(
     assert registry_scale.expected_total(100_000) == 3334  # i = 3 (mod 30)
     assert registry_scale.query(100_000) == {"owner": "team-03", "status": "stable", "per_page": 50, "page": 50}
     assert registry_scale.query(3000)["page"] == 2
+
+
+def test_a_seeded_postgres_is_settled_and_answers_the_list_statement():
+    if not postgres.installed():
+        pytest.skip("PostgreSQL 15 is not installed")
+    server = postgres.TempPostgres()
+    url = server.start()
+    try:
+        assert registry_scale.seed(url, 3000) == 0
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                pages = connection.execute(sa.text(
+                    "SELECT relname, relpages, relallvisible FROM pg_class WHERE relname IN "
+                    "('models', 'model_statuses', 'model_tags', 'rollouts')")).all()
+        finally:
+            engine.dispose()
+        assert len(pages) == 4 and all(total == visible > 0 for _name, total, visible in pages)
+        timing = registry_scale.database_only(url, 3000, calls=5)  # checks total and page size
+        assert 0 < timing["p50_ms"] <= timing["p99_ms"]
+    finally:
+        server.stop()

@@ -64,6 +64,14 @@ def names(page):
     return [item["name"] for item in page["items"]]
 
 
+def _cursor(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _cursor_after_everything():
+    return _cursor({"s": "name", "d": "after", "k": ["zzz", 2 ** 31 - 1]})
+
+
 def walk(client, headers, url):
     """Follow next links from url; return every name and the number of pages read."""
     seen, pages = [], 0
@@ -105,6 +113,8 @@ def test_walking_a_filter_returns_each_match_once(registry):
     ("name=MODEL-0999", lambda name, owner, tags, status: "model-0999" in name),
     ("name=%25", lambda name, owner, tags, status: False),
     ("name=_", lambda name, owner, tags, status: False),
+    ("name=%2F", lambda name, owner, tags, status: False),  # the LIKE escape character, as text
+    ("name=%2F-", lambda name, owner, tags, status: False),
     ("tag=even&tag=mod3-0", lambda name, owner, tags, status: {"even", "mod3-0"} <= set(tags)),
     ("tag=absent", lambda name, owner, tags, status: False),
     ("status=stable", lambda name, owner, tags, status: status == "stable"),
@@ -185,6 +195,18 @@ def test_a_cursor_walk_returns_each_match_once_in_order_and_back(registry, query
     assert walk_back(client, headers, last_by_cursor["links"]["self"]) == expected
 
 
+@pytest.mark.parametrize("query, total", [
+    ("cursor=" + _cursor_after_everything(), COUNT),
+    ("owner=ana&cursor=" + _cursor_after_everything(), len(range(0, COUNT, len(OWNERS)))),
+    ("tag=absent&cursor=", 0),
+    ("status=stable&owner=nobody&page=1", 0),
+])
+def test_an_empty_page_still_carries_the_total(registry, query, total):
+    client, headers, _rows = registry
+    page = client.get(f"/api/v1/models?{query}", headers=headers).json
+    assert page["items"] == [] and page["total"] == total, query
+
+
 def test_a_cursor_page_stays_in_place_when_models_are_added_before_it(registry, keys_for):
     client, headers, rows = registry
     ana = [row[0] for row in rows if row[1] == "ana"]
@@ -219,8 +241,6 @@ def delete_models(registry, names_):
         connection.execute(sa.delete(RegisteredModel).where(RegisteredModel.name.in_(names_)))
 
 
-def _cursor(data):
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize("query, message", [
