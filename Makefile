@@ -27,21 +27,24 @@ setup: $(STAMP) $(INFRA_STAMP) $(SCAN_STAMP)
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 
+# --compile-bytecode: uv (unlike pip) writes no .pyc files, and with PYTHONDONTWRITEBYTECODE set
+# nothing caches them later, so every process compiled ~420 modules from source at each start
+# (70% of the API's time to ready; the local stack took 18.6 s to be healthy instead of 5.2 s).
 $(STAMP): pyproject.toml requirements.lock | uv
 	@test -x $(BIN)/python || $(UV) venv -q -p $(PYTHON) $(VENV)
-	$(UV) pip install -q -p $(VENV) -r requirements.lock -e ".[$(EXTRAS)]"
+	$(UV) pip install -q --compile-bytecode -p $(VENV) -r requirements.lock -e ".[$(EXTRAS)]"
 	@# Its declared dependency is the CUDA tensorflow wheel; the protos need only tensorflow-cpu.
-	$(UV) pip install -q -p $(VENV) --no-deps "$(TFSERVING_API)"
+	$(UV) pip install -q --compile-bytecode -p $(VENV) --no-deps "$(TFSERVING_API)"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(INFRA_STAMP): pyproject.toml requirements-infra.lock | uv
 	@test -x $(INFRA_VENV)/bin/python || $(UV) venv -q -p $(PYTHON) $(INFRA_VENV)
-	$(UV) pip install -q -p $(INFRA_VENV) -r requirements-infra.lock -e ".[infra,monitoring,test]"
+	$(UV) pip install -q --compile-bytecode -p $(INFRA_VENV) -r requirements-infra.lock -e ".[infra,monitoring,test]"
 	@rm -f $(INFRA_VENV)/.installed-* && touch $@
 
 $(SCAN_STAMP): requirements-scan.lock | uv
 	@test -x $(SCAN_VENV)/bin/python || $(UV) venv -q -p $(PYTHON) $(SCAN_VENV)
-	$(UV) pip install -q -p $(SCAN_VENV) -r requirements-scan.lock
+	$(UV) pip install -q --compile-bytecode -p $(SCAN_VENV) -r requirements-scan.lock
 	@rm -f $(SCAN_VENV)/.installed-* && touch $@
 
 lock: uv

@@ -1,12 +1,16 @@
 """Per-key rate limits: 429 with Retry-After and the JSON error shape, per key, open routes free,
 and one shared budget across gunicorn workers through a real Redis.
 
-Budget: ~6 s (in-process tests < 1 s; one gunicorn with 2 workers and a redis-server).
+Budget: ~8 s (in-process tests ~2 s; one gunicorn with 2 workers and a redis-server).
 """
 import concurrent.futures
+import threading
+import time
 
 import pytest
 import requests
+
+from service import limits
 
 from tests.service.reliability.api_process import ApiProcess
 from tests.service.reliability.stores import RedisServer, registry_with_keys
@@ -56,6 +60,36 @@ def test_an_unreachable_store_fails_open(app_factory, sqlite_url, keys_for, bear
     statuses = {client.get("/api/v1/models", headers=bearer(keys_for(app)["reader"])).status_code
                 for _ in range(3)}
     assert statuses == {200}
+
+
+def test_memory_counters_start_no_thread_per_request(app_factory, sqlite_url, keys_for, bearer,
+                                                     monkeypatch):
+    """limits' memory storage started a Timer thread per hit at low rates (~0.1 ms of CPU each)."""
+    app = app_factory(sqlite_url, RATELIMIT_PER_KEY="2 per second")
+    client, key = app.test_client(), keys_for(app)["reader"]
+    started = []
+    original_start = threading.Timer.start
+    monkeypatch.setattr(threading.Timer, "start", lambda timer: (started.append(timer),
+                                                                 original_start(timer)))
+    statuses = []
+    for _ in range(6):  # 20 ms apart: the storage's 0.01 s timer has always ended by the next
+        statuses.append(client.get("/api/v1/models", headers=bearer(key)).status_code)
+        time.sleep(0.02)
+    assert statuses[:2] == [200, 200] and 429 in statuses[2:], statuses
+    assert started == [], "no thread started for the counters"
+    time.sleep(1.05)  # the window ends: the counter expires as before
+    assert client.get("/api/v1/models", headers=bearer(key)).status_code == 200
+
+
+def test_the_inline_sweep_forgets_expired_keys():
+    storage = limits.InlineExpiryMemoryStorage("tfship-memory://")
+    storage.SWEEP_INTERVAL_S = 0.05
+    storage.incr("old", expiry=0.01)
+    time.sleep(0.06)
+    storage.incr("new", expiry=60)  # a hit after the interval sweeps in its own thread
+    assert "old" not in storage.storage and storage.get("new") == 1
+    assert limits.storage_uri("memory://") == "tfship-memory://"
+    assert limits.storage_uri("redis://r:6379/0") == "redis://r:6379/0"
 
 
 @pytest.fixture

@@ -103,6 +103,30 @@ def test_non_json_answer_is_502(fault_server):
     assert caught.value.status_code == 502
 
 
+def test_an_answer_cut_off_mid_body_is_503_unavailable_not_502():
+    """A model server killed while it writes an answer went away: 503, as a reset is."""
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_half():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 100\r\n\r\n{\"predictions\": [")
+
+    server = threading.Thread(target=answer_half, daemon=True)
+    server.start()
+    try:
+        client = make_client(f"http://127.0.0.1:{listener.getsockname()[1]}", max_attempts=1)
+        with pytest.raises(upstream.UpstreamUnavailable) as caught:
+            client.predict("m", b"{}")
+        assert caught.value.status_code == 503
+    finally:
+        server.join(5)
+        listener.close()
+
+
 def test_connection_refused_is_503_and_predict_retries_before_sending():
     budget = RetryBudget(ratio=0.1, min_retries=3)
     outcomes = []
