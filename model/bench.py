@@ -1,7 +1,11 @@
 """Rows/s of a SavedModel's signature called in process: the baseline the model server is held to.
 
 `python -m model.bench --model-dir DIR --rows-file ROWS.json --batch-sizes 1,32,128 --seconds 3`
-prints one JSON line: per batch size, rows/s and the median call time. The rows file is a JSON
+prints one JSON line: per batch size, rows/s and the median call time of the public signature
+call (`signature(**tensors)`, the baseline), and under "flat_call" the same for the call the
+model server makes (model/server/flat_call.py: the argument binding skipped), so a reader can
+see how much of the server's figure comes from calling TensorFlow more cheaply. Same model,
+same rows, same TensorFlow settings (the defaults, as the server uses). The rows file is a JSON
 list of instances (TF Serving's row format, NaN allowed); each batch repeats them in order.
 """
 import argparse
@@ -32,9 +36,14 @@ def measure(signature, inputs, seconds, min_calls=5):
 def run(model_dir, rows, batch_sizes, seconds):
     import tensorflow as tf
 
+    from model.server import flat_call
+
     signature = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
+    flat = flat_call.prepare(signature, specs)
     result = {"rows_per_s": {}, "median_call_ms": {}, "calls": {}}
+    if flat is not None:
+        result["flat_call"] = {"rows_per_s": {}, "median_call_ms": {}}
     for size in batch_sizes:
         inputs = {name: tf.constant(values, dtype=specs[name].dtype)
                   for name, values in columns(rows, size).items()}
@@ -42,6 +51,10 @@ def run(model_dir, rows, batch_sizes, seconds):
         result["rows_per_s"][str(size)] = round(size * len(durations) / sum(durations), 1)
         result["median_call_ms"][str(size)] = round(1000 * statistics.median(durations), 4)
         result["calls"][str(size)] = len(durations)
+        if flat is not None:
+            durations = measure(lambda **tensors: flat(tensors), inputs, seconds)
+            result["flat_call"]["rows_per_s"][str(size)] = round(size * len(durations) / sum(durations), 1)
+            result["flat_call"]["median_call_ms"][str(size)] = round(1000 * statistics.median(durations), 4)
     return result
 
 

@@ -1,39 +1,55 @@
-"""One keep-alive HTTP/1.1 connection: write a request, read its answer, as cheaply as Python can.
+"""One keep-alive HTTP/1.1 connection: write a request, read its answer with httptools (llhttp).
 
 http.client (the standard library) opens the connection here (TCP_NODELAY, TLS with the
 server name checked, the connect timeout); requests and answers then go over the raw socket.
 http.client wraps every answer in a new file object and parses its headers with the email
-package: ~3x the CPU of the loop below, which was a tenth of the gateway's CPU per request.
+package: several times the CPU of this module. The answer is parsed by httptools, the llhttp
+parser that uvicorn uses (status line, headers, Content-Length / chunked / read-to-close
+framing): ~20% less client CPU per exchange than the hand-written reader it replaced.
 
 What an answer may be: a status line, headers (at most MAX_HEADERS lines of at most
-MAX_LINE bytes), then a body framed by Content-Length, chunked transfer coding, or the end
-of the connection. Interim 1xx answers are skipped. The exceptions are http.client's own,
-so callers classify failures as before: ``RemoteDisconnected`` (an OSError: the server
-closed the connection before answering), ``IncompleteRead`` (the connection ended within
-the answer), ``BadStatusLine``, ``LineTooLong`` and other ``HTTPException`` (the answer is
-not HTTP), ``TimeoutError``.
+MAX_LINE bytes, limits llhttp does not set), then a body framed by Content-Length, chunked
+transfer coding, or the end of the connection. Interim 1xx answers are skipped. The
+exceptions are http.client's own, so callers classify failures as before:
+``RemoteDisconnected`` (an OSError: the server closed the connection before answering),
+``IncompleteRead`` (the connection ended within the answer, or its body framing is broken),
+``BadStatusLine``, ``LineTooLong`` and other ``HTTPException`` (the answer is not HTTP),
+``TimeoutError``.
 
 A connection is reused only when its answer ended exactly where the bytes received end and
-the server did not ask to close it: bytes past the answer would be read as the next answer.
+the server did not ask to close it: bytes past the answer would be read as the next answer
+(bare line ends between answers, which llhttp skips, are not). An answer to HEAD has no body
+though its headers may announce one, which httptools cannot tell llhttp: its connection is
+not reused. llhttp is stricter than http.client in one way that matters: an answer with both
+Content-Length and Transfer-Encoding is refused (HTTPException), not read as chunked.
 """
 import http.client
-import re
+
+import httptools
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
 RECV_BYTES = 65536
-NO_BODY_STATUSES = frozenset({204, 304})
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+# Where the parser is within the current answer.
+BEFORE, HEAD, BODY, COMPLETE = range(4)
+
+
+class _StopParsing(Exception):
+    """Raised from a callback to stop the parser: the answer ended (HEAD) or another begins."""
 
 
 class Connection:
-    """A connected socket with its receive buffer and the time it was opened."""
+    """A connected socket with its answer parser and the time it was opened."""
 
     def __init__(self, sock, host_header, opened_at):
         self.sock = sock
         self.opened_at = opened_at
         self._host_line = f"Host: {host_header}\r\n".encode("latin-1")
-        self._buffer = b""
+        self._parser = httptools.HttpResponseParser(self)
+        # Bare LF line ends, as http.client accepts them.
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        self._head_only = False
+        self._start_answer()
 
     @classmethod
     def open(cls, connection, opened_at):
@@ -50,6 +66,7 @@ class Connection:
     def close(self):
         """Close the socket (safe to call twice)."""
         sock, self.sock = self.sock, None
+        self._parser = None  # the parser holds this object's callbacks: no cycle left behind
         if sock is not None:
             sock.close()
 
@@ -74,139 +91,88 @@ class Connection:
         return b"".join(lines)
 
     def _read_answer(self, method):
-        while True:
-            version, status, reason, fields = self._head()
-            if not 100 <= status < 200:
-                break
-        connection = fields.get(b"connection", b"").lower()
-        reusable = (b"close" not in connection
-                    and (version != "HTTP/1.0" or b"keep-alive" in connection))
-        if method == "HEAD" or status in NO_BODY_STATUSES:
-            data = b""
-        elif b"chunked" in fields.get(b"transfer-encoding", b"").lower():
-            data = self._chunked_body()
-        elif b"content-length" in fields:
-            data = self._read_exactly(_content_length(fields[b"content-length"]))
-        else:
-            data, reusable = self._read_to_close(), False
-        return status, reason, data, reusable and not self._buffer
-
-    def _head(self):
-        """Return the version, status, reason and framing fields of the next answer's head.
-
-        The head is split once it is whole (one search, one split), not read line by line:
-        reading it a line at a time was most of this module's CPU per answer.
-        """
-        while True:
-            end = _HEAD_END.search(self._buffer)
-            if end is not None:
-                head, self._buffer = self._buffer[:end.start()], self._buffer[end.end():]
-                break
-            if len(self._buffer) > MAX_LINE * 2:
+        self._start_answer()
+        self._head_only = method == "HEAD"
+        parser, received, past_the_answer = self._parser, 0, False
+        while self._state != COMPLETE:
+            if self._state < BODY and received > MAX_LINE * 2:
                 raise http.client.LineTooLong("header block")
-            if not self._recv():
-                if not self._buffer.strip():
-                    raise http.client.RemoteDisconnected(
-                        "Remote end closed connection without response")
-                raise http.client.IncompleteRead(self._buffer)  # closed within the head
-        lines = head.split(b"\n")
-        if len(lines) > MAX_HEADERS + 1:
-            raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
-        version, status, reason = _status_line(lines[0])
-        fields = {}
-        for line in lines[1:]:
-            if len(line) > MAX_LINE:
-                raise http.client.LineTooLong("header line")
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                value = value.strip()
-                if fields.get(name, value) != value:
-                    raise http.client.HTTPException("conflicting Content-Length headers")
-                fields[name] = value
-            elif name in (b"transfer-encoding", b"connection"):
-                fields[name] = fields.get(name, b"") + b"," + value.strip()
-        return version, status, reason, fields
-
-    def _chunked_body(self):
-        chunks = []
-        while True:
-            size_line = self._read_line()
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise http.client.IncompleteRead(b"".join(chunks)) from None
-            if size < 0:
-                raise http.client.IncompleteRead(b"".join(chunks))
-            if size == 0:
+            data = self.sock.recv(RECV_BYTES)
+            if not data:
+                self._end_of_connection()
                 break
-            chunks.append(self._read_exactly(size))
-            if self._read_exactly(2) != b"\r\n":
-                raise http.client.IncompleteRead(b"".join(chunks))
-        while self._read_line() not in (b"\r\n", b"\n", b""):  # trailer fields, then the end
-            pass
-        return b"".join(chunks)
+            received += len(data)
+            try:
+                parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                if self._state != COMPLETE:
+                    raise self._failure(exc, data) from None
+                past_the_answer = True  # bytes past the answer: another answer, or junk
+        reusable = self._keep_alive and not past_the_answer and not self._head_only
+        return (self._status, self._reason.decode("iso-8859-1").strip(), b"".join(self._body),
+                reusable)
 
-    def _recv(self):
-        data = self.sock.recv(RECV_BYTES)
-        self._buffer += data
-        return bool(data)
+    def _start_answer(self):
+        self._state, self._status, self._reason, self._body = BEFORE, 0, b"", []
+        self._header_count, self._framed, self._keep_alive = 0, False, False
 
-    def _read_line(self):
-        """Return the next line with its end (b"" at the end of the connection)."""
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                if end >= MAX_LINE:
-                    raise http.client.LineTooLong("header line")
-                line, self._buffer = self._buffer[:end + 1], self._buffer[end + 1:]
-                return line
-            if len(self._buffer) > MAX_LINE:
-                raise http.client.LineTooLong("header line")
-            if not self._recv():
-                line, self._buffer = self._buffer, b""
-                if line:
-                    raise http.client.IncompleteRead(line)
-                return line
+    def _end_of_connection(self):
+        """Complete an answer read to the end of the connection, or say what was cut off."""
+        if self._state == BODY and not self._framed:
+            self._state = COMPLETE  # not kept alive: llhttp said so for a body without framing
+            return
+        if self._state == BEFORE:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        raise http.client.IncompleteRead(b"".join(self._body))
 
-    def _read_exactly(self, size):
-        if len(self._buffer) < size:
-            parts, have = [self._buffer], len(self._buffer)
-            while have < size:
-                data = self.sock.recv(max(RECV_BYTES, size - have))
-                if not data:
-                    raise http.client.IncompleteRead(b"".join(parts), size - have)
-                parts.append(data)
-                have += len(data)
-            self._buffer = b"".join(parts)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+    def _failure(self, exc, data):
+        """The http.client exception for a parser error in the current answer."""
+        if isinstance(exc, httptools.HttpParserCallbackError) and isinstance(
+                exc.__context__, http.client.HTTPException):
+            return exc.__context__  # a limit of this module, raised from a callback
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            return http.client.HTTPException("the server switched protocols")
+        if self._state == BODY:
+            return http.client.IncompleteRead(b"".join(self._body))
+        if self._status == 0 or isinstance(exc, httptools.HttpParserInvalidStatusError):
+            return http.client.BadStatusLine(data.split(b"\n", 1)[0].decode("iso-8859-1"))
+        return http.client.HTTPException(f"invalid answer head: {exc}")
 
-    def _read_to_close(self):
-        while self._recv():
-            pass
-        data, self._buffer = self._buffer, b""
-        return data
+    # httptools callbacks
 
+    def on_message_begin(self):
+        if self._state == COMPLETE:
+            raise _StopParsing()  # another answer begins past this one
+        self._state = HEAD
 
-def _status_line(line):
-    if len(line) > MAX_LINE:
-        raise http.client.LineTooLong("status line")
-    parts = line.decode("iso-8859-1").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise http.client.BadStatusLine(line.decode("iso-8859-1"))
-    status = int(parts[1])
-    if not 100 <= status <= 999:
-        raise http.client.BadStatusLine(line.decode("iso-8859-1"))
-    return parts[0], status, parts[2].strip() if len(parts) > 2 else ""
+    def on_status(self, reason):
+        self._status = self._parser.get_status_code()
+        self._reason += reason
 
+    def on_header(self, name, value):
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+        if len(name) + len(value) > MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        name = name.lower()
+        if name == b"content-length" or (
+                name == b"transfer-encoding" and b"chunked" in value.lower()):
+            self._framed = True
 
-def _content_length(value):
-    try:
-        length = int(value)
-    except ValueError:
-        raise http.client.HTTPException(f"invalid Content-Length {value!r}") from None
-    if length < 0:
-        raise http.client.HTTPException(f"invalid Content-Length {value!r}")
-    return length
+    def on_headers_complete(self):
+        self._status = self._parser.get_status_code()
+        self._state = BODY
+        if self._head_only and not 100 <= self._status < 200:
+            self._state = COMPLETE
+            raise _StopParsing()  # no body follows, whatever the headers announce
 
+    def on_body(self, data):
+        self._body.append(data)
+
+    def on_message_complete(self):
+        if 100 <= self._status < 200:  # an interim answer: the real one follows
+            self._start_answer()
+            return
+        self._keep_alive = self._parser.should_keep_alive()
+        self._state = COMPLETE

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from model.server import codec
+from model.server import codec, flat_call
 from model.server.errors import HTTP_STATUS, InvalidArgument, with_code
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class Servable:
         self._input_dtypes = {key: {n: tf.dtypes.as_dtype(info.dtype)
                                     for n, info in sig.inputs.items()}
                               for key, sig in self.signature_defs.items()}
+        self._flat_calls = {key: flat_call.prepare(function, self._input_dtypes.get(key, {}))
+                            for key, function in self._functions.items()}
 
     def signature(self, signature_name):
         """Return the SignatureDef key for `signature_name` ('' means serving_default)."""
@@ -94,9 +96,10 @@ class Servable:
                 f"{{{','.join(sorted(set(inputs) - expected))}}}. Missing but required: "
                 f"{{{','.join(sorted(expected - set(inputs)))}}}.")
         tensors = {name: tf.constant(array, dtype=dtypes[name]) for name, array in inputs.items()}
+        flat = self._flat_calls.get(signature_key)
         started = time.perf_counter()
         try:
-            outputs = function(**tensors)
+            outputs = flat(tensors) if flat else function(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise InvalidArgument(_first_line(error)) from None
         except tf.errors.OpError as error:  # keep TensorFlow's own code (e.g. 8, exhausted)

@@ -36,6 +36,9 @@ def test_the_command_prints_rows_per_second_per_batch_size(tiny, tmp_path, capsy
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result["rows_per_s"]) == {"1", "16"} and result["calls"]["1"] >= 5
     assert result["rows_per_s"]["16"] > result["rows_per_s"]["1"] > 0
+    # The model server's own call path, measured beside the baseline on the same rows.
+    assert set(result["flat_call"]["rows_per_s"]) == {"1", "16"}
+    assert all(rate > 0 for rate in result["flat_call"]["rows_per_s"].values())
     assert result["median_call_ms"]["1"] > 0
 
 

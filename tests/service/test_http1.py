@@ -107,15 +107,22 @@ def test_a_keep_alive_connection_carries_several_exchanges(serve):
     (b"HTTP/1.1 204 No Content\r\n\r\n", b"", True),
     (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", b"ok", True),  # bare LF line ends
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", b"ok", False),  # bytes past the answer
+    (OK + OK, b'{"a": [1]}\n', False),  # a second answer past the first
 ])
 def test_answer_framings(serve, answer, body, reusable):
     _, connection = serve(answer)
     assert connection.exchange("GET", "/", None, {})[2:] == (body, reusable)
 
 
-def test_an_answer_without_length_is_read_to_the_end_of_the_connection(serve):
-    _, connection = serve(b"HTTP/1.1 200 OK\r\n\r\nall of it", close_after=True)
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"])
+def test_an_answer_without_length_is_read_to_the_end_of_the_connection(serve, head):
+    _, connection = serve(head + b"\r\nall of it", close_after=True)
     assert connection.exchange("GET", "/", None, {})[2:] == (b"all of it", False)
+
+
+def test_an_answer_to_head_has_no_body_and_its_connection_is_not_reused(serve):
+    _, connection = serve(b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 20\r\n\r\n")
+    assert connection.exchange("HEAD", "/", None, {}) == (200, "Fine Thanks", b"", False)
 
 
 @pytest.mark.parametrize("answer, error", [
@@ -128,11 +135,26 @@ def test_an_answer_without_length_is_read_to_the_end_of_the_connection(serve):
     (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", http.client.HTTPException),
     (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", http.client.HTTPException),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http.client.IncompleteRead),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", http.client.RemoteDisconnected),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n", http.client.LineTooLong),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 140000, http.client.LineTooLong),  # no end of head
 ])
 def test_broken_answers_raise_http_clients_exceptions(serve, answer, error):
     _, connection = serve(answer, close_after=True)
     with pytest.raises(error):
         connection.exchange("GET", "/", None, {})
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+])
+def test_an_ambiguous_or_upgraded_answer_is_not_http_to_the_caller(serve, answer):
+    """Not IncompleteRead: the upstream client counts these as bad answers, not a lost server."""
+    _, connection = serve(answer, close_after=True)
+    with pytest.raises(http.client.HTTPException) as raised:
+        connection.exchange("GET", "/", None, {})
+    assert type(raised.value) is http.client.HTTPException
 
 
 def test_remote_disconnected_is_an_os_error_as_callers_expect():

@@ -120,3 +120,19 @@ def test_batching_parameters_file(tmp_path):
     path.write_text("max_batch_size { value: 100 } allowed_batch_sizes: 64")
     with pytest.raises(InvalidArgument, match="must match max_batch_size"):
         batching.BatchingOptions.read(str(path))
+
+
+def test_a_lone_call_runs_its_batch_in_the_callers_thread(servable):
+    import threading
+
+    batcher = batching.Batcher(servable, batching.BatchingOptions(num_batch_threads=2))
+    threads = []
+    real_run = servable.run
+    try:
+        servable.run = lambda *args: (threads.append(threading.get_ident()), real_run(*args))[1]
+        outputs = batcher.run("rowcount", {"x": np.ones((2, 3), np.float32)})
+        assert outputs["rows"].tolist() == [2, 2]
+        assert threads == [threading.get_ident()]  # no hand-off to a batch thread and back
+    finally:
+        del servable.run
+        batcher.close()
