@@ -22,10 +22,11 @@ against a 30 s timeout) is written at most once a second, not on every turn of t
 """
 import collections
 import errno
+import queue
 import selectors
 import socket
+import threading
 import time
-from concurrent import futures
 from functools import partial
 
 from gunicorn import util
@@ -86,6 +87,32 @@ class _Done:
         return self._result
 
 
+class DaemonPool:
+    """A few daemon threads that run lingering closes.
+
+    Not a ThreadPoolExecutor: its threads are joined when the interpreter exits, and a worker
+    stopped by SIGINT was seen hanging in that join for good, its idle "linger" thread never
+    woken (its master gone, the worker outlived it). A lingering close is best effort: at
+    exit it may be cut short.
+    """
+
+    def __init__(self, threads, name):
+        self.jobs = queue.SimpleQueue()
+        for index in range(threads):
+            threading.Thread(target=self._run, name=f"{name}_{index}", daemon=True).start()
+
+    def _run(self):
+        while True:
+            function, args = self.jobs.get()
+            try:
+                function(*args)
+            except Exception:  # noqa: BLE001 (a client that vanished mid-close: nothing to do)
+                pass
+
+    def submit(self, function, *args):
+        self.jobs.put((function, args))
+
+
 class LingerElsewhereConn(gthread.TConn):
     """A connection whose lingering close (RFC 9112 9.6: up to 2 s reading what the client still
     sends) runs on a small pool, not on the worker's event loop, which it would stall."""
@@ -108,7 +135,7 @@ class WholeRequestWorker(gthread.ThreadWorker):
         self.max_body = int(from_environment("MAX_CONTENT_LENGTH"))
         self.reading_conns = collections.deque()
         self.next_heartbeat = 0.0
-        LingerElsewhereConn.closer = futures.ThreadPoolExecutor(4, thread_name_prefix="linger")
+        LingerElsewhereConn.closer = DaemonPool(4, "linger")
         super().init_process()
 
     def notify(self):

@@ -51,14 +51,19 @@ class ApiProcess:
             return [int(pid) for pid in handle.read().split()]
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        try:  # a worker the master left behind (seen after the TLS test): its own session
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def log(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
