@@ -90,7 +90,7 @@ def markdown(results):
         parts += [
             "", "## Gateway", "",
             "The same one-row prediction sent to the model server's `stable` label directly and "
-            "through `POST /api/v1/models/penguins:predict` (the API resolves the same label). "
+            "through `POST /api/v1/models/penguins:predict` (the API calls the version that label names, by number). "
             "CPU is process accounting (`/proc/<pid>/stat` utime+stime of the process and its "
             "children: the gunicorn master and its workers; the model server) over each run, "
             "less each process's idle CPU rate (measured unloaded just before) times the run's duration, "
