@@ -1,6 +1,6 @@
 """Dynamic batching: rows go back to the right callers, full queues answer 503 at once.
 
-Time budget: ~4 s (concurrent calls on the session server, in-process batchers, real loads).
+Time budget: ~8 s (concurrent calls on the session server, in-process batchers, real loads).
 """
 import concurrent.futures
 import os
@@ -135,4 +135,44 @@ def test_a_lone_call_runs_its_batch_in_the_callers_thread(servable):
         assert threads == [threading.get_ident()]  # no hand-off to a batch thread and back
     finally:
         del servable.run
+        batcher.close()
+
+
+def test_calls_arriving_while_every_batch_thread_is_busy_merge(servable):
+    batcher = batching.Batcher(servable, batching.BatchingOptions(num_batch_threads=1))
+    release, entered = threading.Event(), threading.Event()
+    real_run = servable.run
+
+    def held_run(key, inputs):
+        if not entered.is_set():  # the first (lone) call holds the only batch thread
+            entered.set()
+            assert release.wait(timeout=10)
+        return real_run(key, inputs)
+
+    try:
+        servable.run = held_run
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            first = pool.submit(batcher.run, "rowcount", {"x": np.ones((1, 3), np.float32)})
+            assert entered.wait(timeout=10)
+            later = [pool.submit(batcher.run, "rowcount", {"x": np.full((1, 3), n, np.float32)})
+                     for n in range(3)]
+            time.sleep(0.2)  # the three calls queue behind the busy thread
+            release.set()
+            assert first.result(timeout=10)["rows"].tolist() == [1]
+            outputs = [call.result(timeout=10) for call in later]
+        assert [o["rows"].tolist() for o in outputs] == [[3]] * 3  # one batch of three
+        assert [o["y"][0, 0] for o in outputs] == [0.0, 1.0, 2.0]
+    finally:
+        del servable.run
+        batcher.close()
+
+
+def test_a_lone_call_waits_out_a_batch_timeout(servable):
+    batcher = batching.Batcher(servable, batching.BatchingOptions(
+        batch_timeout_micros=200_000, num_batch_threads=1))
+    try:
+        started = time.monotonic()
+        assert batcher.run("rowcount", {"x": np.ones((1, 3), np.float32)})["rows"].tolist() == [1]
+        assert time.monotonic() - started >= 0.19
+    finally:
         batcher.close()
