@@ -108,9 +108,10 @@ def required_role_of(view, method):
 
 def _authenticate_route():
     """Authenticate before any other request hook, so a caller without a key learns nothing else."""
-    if request.url_rule is None:
+    req = request._get_current_object()  # one proxy lookup: this runs on every request
+    if req.url_rule is None:
         return
-    role = required_role_of(current_app.view_functions[request.endpoint], request.method)
+    role = required_role_of(current_app.view_functions[req.endpoint], req.method)
     if role is not None:
         authenticate(role)
 
@@ -143,17 +144,18 @@ class KeyCache:
 
 def presented_key():
     """Return the key the request carries, or None."""
-    header = request.headers.get("Authorization", "")
+    headers = request.headers
+    header = headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("X-API-Key", "").strip() or None
+    return headers.get("X-API-Key", "").strip() or None
 
 
 def verify(key):
     """Return the AuthenticatedKey for key, or raise Unauthorized. Same work for known and unknown."""
-    secret = current_app.extensions[SECRET_EXTENSION]
-    cache = current_app.extensions[CACHE_EXTENSION]
+    extensions = current_app.extensions
+    secret, cache = extensions[SECRET_EXTENSION], extensions[CACHE_EXTENSION]
     match = KEY_PATTERN.match(key)
     key_digest = digest(secret, key)
     cached = cache.get(key_digest, max_age=cache.ttl)

@@ -12,11 +12,11 @@ X-Request-ID is replaced by a new id).
 """
 import logging
 import math
+import os
 import random
 import re
 import sys
 import time
-import uuid
 
 import ecs_logging
 import orjson
@@ -42,11 +42,21 @@ SETTINGS = (
 
 def request_id():
     """Return this request's id, taking the caller's X-Request-ID or making one on first use."""
-    if "tfship_request_id" not in g:
+    globals_ = g._get_current_object()  # one proxy lookup (this runs ~4 times per request)
+    found = globals_.get("tfship_request_id")
+    if found is None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
         usable = REQUEST_ID_PATTERN.match(given) and not API_KEY_PATTERN.search(given)
-        g.tfship_request_id = given if usable else uuid.uuid4().hex
-    return g.tfship_request_id
+        found = globals_.tfship_request_id = given if usable else new_request_id()
+    return found
+
+
+def new_request_id():
+    """Return uuid.uuid4().hex, without building a UUID object (a third of the cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 class RequestContextFilter(logging.Filter):
@@ -135,19 +145,20 @@ def _start_request():
 
 def _finish_request(response):
     response.headers[REQUEST_ID_HEADER] = request_id()
-    started = g.get("tfship_log_started", time.perf_counter())
-    route = request.url_rule.rule if request.url_rule is not None else ""
-    method, path, status = request.method, request.path, response.status_code
+    globals_, req = g._get_current_object(), request._get_current_object()  # one proxy lookup each
+    started = globals_.get("tfship_log_started", time.perf_counter())
+    route = req.url_rule.rule if req.url_rule is not None else ""
+    method, path, status = req.method, req.path, response.status_code
     fields = {
         "event": {"dataset": "tfship.access",
                   "duration": int((time.perf_counter() - started) * 1e9)},
         "http": {"request": {"method": method}, "response": {"status_code": status}},
         "url": {"path": path},
-        "tfship": {"route": route, "model": g.get("tfship_metric_model", ""),
-                   "version": g.get("tfship_metric_version", "")},
+        "tfship": {"route": route, "model": globals_.get("tfship_metric_model", ""),
+                   "version": globals_.get("tfship_metric_version", "")},
     }
-    if request.remote_addr is not None:
-        fields["client"] = {"ip": request.remote_addr}
+    if req.remote_addr is not None:
+        fields["client"] = {"ip": req.remote_addr}
     _access_log.info("%s %s %s", method, path, status, extra={ECS_FIELDS: fields})
     return response
 

@@ -68,91 +68,112 @@ DEPENDENCY_UP = Gauge(
     ("dependency",), multiprocess_mode="livemostrecent")
 
 
+_children = {}  # (metric, label values) -> child: .labels() validates and locks on every call
+
+
+def _child(metric, *values):
+    """Return metric.labels(*values), cached per label tuple (children live as long as metrics)."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if all(type(value) is str for value in values):  # 1, 1.0 and True hash alike
+            _children[key] = child
+    return child
+
+
 def label_request(model, version):
     """Attach the model and the version that served it to this request's HTTP metrics."""
-    g.tfship_metric_model = model or ""
-    g.tfship_metric_version = "" if version is None else str(version)
+    globals_ = g._get_current_object()
+    globals_.tfship_metric_model = model or ""
+    globals_.tfship_metric_version = "" if version is None else str(version)
 
 
 def observe_upstream(model, version, outcome, seconds):
     """Record one model-server call (the upstream client's on_outcome hook)."""
     version = "" if version is None else str(version)
-    UPSTREAM_REQUESTS.labels(model, version, outcome).inc()
-    UPSTREAM_DURATION.labels(model, version, outcome).observe(seconds)
+    _child(UPSTREAM_REQUESTS, model, version, outcome).inc()
+    _child(UPSTREAM_DURATION, model, version, outcome).observe(seconds)
 
 
 def count_predictions(model, version, rows, class_names):
     """Record rows predicted and each row's predicted class name."""
     version = str(version)
-    PREDICTION_ROWS.labels(model, version).inc(rows)
+    _child(PREDICTION_ROWS, model, version).inc(rows)
     for class_name, count in class_names.items():
-        PREDICTED_CLASS.labels(model, version, class_name).inc(count)
+        _child(PREDICTED_CLASS, model, version, class_name).inc(count)
 
 
 def count_out_of_range(model, version, counts):
     """Record, per feature, the values outside the training data."""
     for feature, count in counts.items():
-        INPUT_OUT_OF_RANGE.labels(model, str(version), feature).inc(count)
+        _child(INPUT_OUT_OF_RANGE, model, str(version), feature).inc(count)
 
 
 def count_canary_fallback(model, canary_version, reason):
     """Record one failed canary call retried on stable."""
-    CANARY_FALLBACKS.labels(model, str(canary_version), str(reason)).inc()
+    _child(CANARY_FALLBACKS, model, str(canary_version), str(reason)).inc()
 
 
 def count_shadow_request(model, shadow_version, outcome):
     """Record one mirrored prediction sent to the shadow version."""
-    SHADOW_REQUESTS.labels(model, str(shadow_version), outcome).inc()
+    _child(SHADOW_REQUESTS, model, str(shadow_version), outcome).inc()
 
 
 def count_shadow_rows(model, shadow_version, agreed, disagreed):
     """Record the rows of one mirrored prediction that agree and disagree with stable."""
     version = str(shadow_version)
-    SHADOW_ROWS.labels(model, version, "agree").inc(agreed)
-    SHADOW_ROWS.labels(model, version, "disagree").inc(disagreed)
+    _child(SHADOW_ROWS, model, version, "agree").inc(agreed)
+    _child(SHADOW_ROWS, model, version, "disagree").inc(disagreed)
 
 
 def observe_shadow_latency(model, shadow_version, primary_seconds, shadow_seconds):
     """Record stable's and the shadow's upstream time of one mirrored prediction."""
     version = str(shadow_version)
-    SHADOW_LATENCY.labels(model, version, "primary").observe(primary_seconds)
-    SHADOW_LATENCY.labels(model, version, "shadow").observe(shadow_seconds)
+    _child(SHADOW_LATENCY, model, version, "primary").observe(primary_seconds)
+    _child(SHADOW_LATENCY, model, version, "shadow").observe(shadow_seconds)
 
 
 def count_shadow_dropped(model, shadow_version, count=1):
     """Record predictions not mirrored: the shadow queue (or the sender's socket) was full."""
-    SHADOW_DROPPED.labels(model, str(shadow_version)).inc(count)
+    _child(SHADOW_DROPPED, model, str(shadow_version)).inc(count)
 
 
 def set_versions_available(model, count):
     """Record how many versions of model the model server reports AVAILABLE."""
-    MODEL_VERSIONS_AVAILABLE.labels(model).set(count)
+    _child(MODEL_VERSIONS_AVAILABLE, model).set(count)
 
 
 def set_dependency_up(dependency, up):
     """Record a dependency check: database or model_server."""
-    DEPENDENCY_UP.labels(dependency).set(1 if up else 0)
+    _child(DEPENDENCY_UP, dependency).set(1 if up else 0)
 
 
-def _route():
-    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+# The hooks below run on every request: they look the request and g up once (each access
+# through Flask's proxies costs a context-variable lookup).
+def _route(req):
+    return req.url_rule.rule if req.url_rule is not None else UNMATCHED_ROUTE
 
 
 def _start_request():
-    g.tfship_metric_started = time.perf_counter()
-    g.tfship_metric_route = _route()
-    HTTP_IN_FLIGHT.labels(g.tfship_metric_route).inc()
+    globals_ = g._get_current_object()
+    globals_.tfship_metric_started = time.perf_counter()
+    route = globals_.tfship_metric_route = _route(request._get_current_object())
+    _child(HTTP_IN_FLIGHT, route).inc()
 
 
 def _record_response(response):
-    started = g.get("tfship_metric_started")
+    globals_ = g._get_current_object()
+    started = globals_.get("tfship_metric_started")
     if started is None:
         return response
-    model, version = g.get("tfship_metric_model", ""), g.get("tfship_metric_version", "")
-    synthetic = "true" if request.headers.get(SYNTHETIC_HEADER) == "1" else "false"
-    route, method = g.tfship_metric_route, request.method
-    HTTP_REQUESTS.labels(route, method, str(response.status_code), model, version, synthetic).inc()
-    HTTP_DURATION.labels(route, method, model, version, synthetic).observe(
+    req = request._get_current_object()
+    model = globals_.get("tfship_metric_model", "")
+    version = globals_.get("tfship_metric_version", "")
+    synthetic = "true" if req.headers.get(SYNTHETIC_HEADER) == "1" else "false"
+    route, method = globals_.tfship_metric_route, req.method
+    _child(HTTP_REQUESTS, route, method, str(response.status_code), model, version, synthetic).inc()
+    _child(HTTP_DURATION, route, method, model, version, synthetic).observe(
         time.perf_counter() - started)
     return response
 
@@ -160,7 +181,7 @@ def _record_response(response):
 def _finish_request(_exc):
     route = g.pop("tfship_metric_route", None)
     if route is not None:
-        HTTP_IN_FLIGHT.labels(route).dec()
+        _child(HTTP_IN_FLIGHT, route).dec()
 
 
 def exposition_registry():

@@ -43,19 +43,23 @@ def add_security_headers(response):
     """Set the security headers on response (existing values set by a view are kept)."""
     headers = response.headers
     present = {name.lower() for name, _ in headers.items()}  # one pass, not one per header
-    docs = request.path.startswith(DOCS_PATH)
+    req, app = request._get_current_object(), current_app._get_current_object()  # one lookup each
+    docs = req.path.startswith(DOCS_PATH)
     for name, value in STATIC_HEADERS:
         if name.lower() not in present:
             headers.add(name, value)
     if "content-security-policy" not in present:
-        headers.add("Content-Security-Policy", docs_policy(current_app.config["SWAGGER_UI_URL"])
+        headers.add("Content-Security-Policy", docs_policy(app.config["SWAGGER_UI_URL"])
                     if docs else API_POLICY)
-    environ = request.environ
+    environ = req.environ
     if g.get("api_key") is not None or "HTTP_AUTHORIZATION" in environ or \
             "HTTP_X_API_KEY" in environ:
-        headers["Cache-Control"] = "no-store"
-    max_age = int(current_app.config["HSTS_MAX_AGE_S"])
-    if request.is_secure and max_age > 0:
+        if "cache-control" in present:
+            headers["Cache-Control"] = "no-store"
+        else:
+            headers.add("Cache-Control", "no-store")
+    max_age = int(app.config["HSTS_MAX_AGE_S"])
+    if req.is_secure and max_age > 0:
         headers.setdefault("Strict-Transport-Security", f"max-age={max_age}; includeSubDomains")
     return response
 

@@ -14,7 +14,6 @@ violation raises :class:`service.errors.BadRequest` naming the input (``field``)
 import base64
 import binascii
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 from service.errors import BadRequest
@@ -83,6 +82,8 @@ def _check_scalar(value, spec, where):
             allowed = list(categories) + ([spec["missing"]] if "missing" in spec else [])
             _fail(f"{where} must be one of {allowed}, got {_describe(value)}", where, allowed=allowed)
     elif dtype in FLOAT_DTYPES:
+        if type(value) is float and value - value == 0.0:  # a finite float: the usual case
+            return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(f"{where} must be a number, got {_describe(value)}", where)
         if isinstance(value, float) and math.isnan(value):
@@ -123,7 +124,8 @@ def _check_rows(instances, inputs, max_rows):
     if not isinstance(instances, list):
         _fail("instances must be a list of rows", "instances")
     _check_batch(len(instances), max_rows, "instances")
-    columns = {name: [] for name, spec in inputs.items() if not _row_dims(spec)}
+    plan = [(name, spec, _row_dims(spec)) for name, spec in inputs.items()]  # once per body
+    columns = {name: [] for name, _, dims in plan if not dims}
     single = next(iter(inputs)) if len(inputs) == 1 else None
     for index, row in enumerate(instances):
         if single is not None and not isinstance(row, dict):
@@ -131,10 +133,11 @@ def _check_rows(instances, inputs, max_rows):
         if not isinstance(row, dict):
             _fail(f"instances.{index} must be an object keyed by input name", f"instances.{index}")
         _check_names(row, inputs, f"instances.{index}")
-        for name, spec in inputs.items():
-            _check_value(row[name], _row_dims(spec), spec, f"instances.{index}.{name}")
-            if name in columns:
-                columns[name].append(row[name])
+        for name, spec, dims in plan:
+            value = row[name]
+            _check_value(value, dims, spec, f"instances.{index}.{name}")
+            if not dims:
+                columns[name].append(value)
     return ValidatedBody("instances", len(instances), columns)
 
 
@@ -161,6 +164,8 @@ def _check_columns(tensors, inputs, max_rows):
 
 
 def _check_names(given, inputs, where):
+    if len(given) == len(inputs) and all(name in given for name in inputs):
+        return  # the same names (dict keys are unique)
     unknown = sorted(set(given) - set(inputs))
     if unknown:
         _fail(f"unknown input {unknown[0]!r}; the inputs are {sorted(inputs)}",
@@ -201,20 +206,25 @@ def out_of_range_counts(columns, input_schema, feature_statistics):
     Numeric values outside [min, max] and categories the training set never held count;
     missing values (NaN, the missing token) do not.
     """
-    counts = Counter()
+    counts = {}
     inputs = input_schema.get("inputs", {})
-    for name, values in columns.items():
-        stats = (feature_statistics or {}).get(name)
+    feature_statistics = feature_statistics or {}
+    for name, values in columns.items():  # plain loops: a generator per feature cost more
+        stats = feature_statistics.get(name)
         if not stats:
             continue
-        missing = inputs.get(name, {}).get("missing")
+        count = 0
         if "min" in stats and "max" in stats:
             low, high = stats["min"], stats["max"]
-            counts[name] += sum(1 for v in values if isinstance(v, (int, float))
-                                and not isinstance(v, bool) and not math.isnan(v)
-                                and (v < low or v > high))
+            for v in values:
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                        not math.isnan(v) and (v < low or v > high):
+                    count += 1
         elif "categories" in stats:
-            seen = stats["categories"]
-            counts[name] += sum(1 for v in values if isinstance(v, str) and v != missing
-                                and v not in seen)
-    return {name: count for name, count in counts.items() if count}
+            seen, missing = stats["categories"], inputs.get(name, {}).get("missing")
+            for v in values:
+                if isinstance(v, str) and v != missing and v not in seen:
+                    count += 1
+        if count:
+            counts[name] = count
+    return counts

@@ -3,6 +3,7 @@ import io
 import json
 import logging
 import sys
+import uuid
 
 import pytest
 from flask import Flask
@@ -64,6 +65,15 @@ def test_a_missing_or_unsafe_request_id_is_replaced(app, given, stream):
     answer = app.test_client().post("/models/m:predict", json={}, headers=headers)
     made = answer.headers["X-Request-ID"]
     assert made != given and len(made) == 32 and int(made, 16) >= 0
+
+
+def test_a_made_request_id_is_a_random_uuid4_in_hex():
+    made = {logs.new_request_id() for _ in range(200)}
+    assert len(made) == 200
+    for request_id in made:
+        parsed = uuid.UUID(hex=request_id)
+        assert parsed.hex == request_id and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
 
 
 def test_prediction_sample_logs_inputs_and_outputs_as_strict_json(app, stream):

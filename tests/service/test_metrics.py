@@ -70,6 +70,18 @@ def test_requests_are_counted_and_timed_per_route_template(app):
                   model="", version="", synthetic="false") == before_404 + 1
 
 
+def test_children_are_cached_per_label_tuple_and_only_for_strings():
+    assert metrics._child(metrics.PREDICTION_ROWS, "owl", "7") is \
+        metrics.PREDICTION_ROWS.labels("owl", "7")
+    assert metrics._child(metrics.PREDICTION_ROWS, "owl", "7") is \
+        metrics._child(metrics.PREDICTION_ROWS, "owl", "7")
+    # 1, 1.0 and True are equal dict keys but different label values: never cached
+    assert metrics._child(metrics.PREDICTION_ROWS, "owl", 1) is metrics.PREDICTION_ROWS.labels("owl", "1")
+    assert metrics._child(metrics.PREDICTION_ROWS, "owl", 1.0) is \
+        metrics.PREDICTION_ROWS.labels("owl", "1.0")
+    assert (metrics.PREDICTION_ROWS, ("owl", 1)) not in metrics._children
+
+
 def test_metrics_route_serves_the_exposition(app):
     metrics.observe_upstream("owl", 3, "timeout", 0.2)
     metrics.set_versions_available("owl", 2)
