@@ -348,10 +348,14 @@ def test_stopping_stops_the_mirroring_and_the_history_has_every_transition(stack
             last, still_since = now, time.monotonic()
     before, before_drops = last
     traffic = Traffic(stack).run_for(1.0)
-    assert traffic.wrong() == [] and traffic.answers
+    assert traffic.wrong() == [] and len(traffic.answers) > 8 * QUEUE_SIZE
     time.sleep(0.5)
-    assert metric(stack, "tfship_shadow_requests_total") == before
-    assert metric(stack, "tfship_shadow_dropped_total") == before_drops
+    # None of this traffic is mirrored. A sender may still send a job handed over before the
+    # stop (it was seen once: its flush to SQLite waited for the lock), at most what its
+    # queue and its call in flight hold, per worker.
+    late = (metric(stack, "tfship_shadow_requests_total") - before
+            + metric(stack, "tfship_shadow_dropped_total") - before_drops)
+    assert 0 <= late <= 2 * (QUEUE_SIZE + 1), (late, len(traffic.answers))
     assert "shadow" not in registry(stack, "GET", "/rollout").json()
     again = cli(stack, "shadow", "stop")
     assert again.returncode == 1 and "no shadow version to stop" in again.stderr
