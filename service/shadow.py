@@ -35,7 +35,7 @@ import time
 import orjson
 from flask import after_this_request, current_app
 
-from service import db, metrics
+from service import db, metrics, shadow_sender
 from service.settings import Setting
 from service.shadow_sender import (INF, LATENCY_BOUNDS, Comparer, Job, Tally, encode,
                                    sender_settings)
@@ -47,14 +47,7 @@ SOCKET_BUFFER_BYTES = 4 << 20  # asked for; the kernel caps it (net.core.wmem_ma
 RESTART_INTERVAL_S = 5.0  # a sender that died is restarted at most this often
 log = logging.getLogger(__name__)
 
-SETTINGS = (
-    Setting("SHADOW_QUEUE_SIZE", 64, "Mirrored predictions waiting per worker process for the "
-            "shadow version; when full, new ones are dropped and counted "
-            "(tfship_shadow_dropped_total), never waited for."),
-    Setting("SHADOW_TIMEOUT_S", 2.0, "Seconds a shadow call may take before it counts as a "
-            "timeout (the client's answer never waits for it)."),
-    Setting("SHADOW_FLUSH_INTERVAL_S", 10.0, "Seconds between a worker's inserts of its shadow "
-            "comparison counts into the registry (shadow_comparisons)."),
+SETTINGS = shadow_sender.SETTINGS + (
     Setting("SHADOW_SENDER", "auto", "Where a worker's shadow calls run: process (a sender "
             "process beside the worker, off its GIL; ~56 MiB each, started on the worker's "
             "first mirrored call), thread (a thread of the worker), or auto (process when "

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service import json_codec, metrics, upstream
+from service.settings import Setting
 from service.tables import RegisteredModel, ShadowComparison, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,16 @@ PRIMARY, SHADOW = "primary", "shadow"
 LATENCY_BOUNDS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
                   0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INF = "+Inf"
-DEFAULTS = {"SHADOW_QUEUE_SIZE": 64, "SHADOW_TIMEOUT_S": 2.0, "SHADOW_FLUSH_INTERVAL_S": 10.0}
+SETTINGS = (
+    Setting("SHADOW_QUEUE_SIZE", 64, "Mirrored predictions waiting per worker process for the "
+            "shadow version; when full, new ones are dropped and counted "
+            "(tfship_shadow_dropped_total), never waited for."),
+    Setting("SHADOW_TIMEOUT_S", 2.0, "Seconds a shadow call may take before it counts as a "
+            "timeout (the client's answer never waits for it)."),
+    Setting("SHADOW_FLUSH_INTERVAL_S", 10.0, "Seconds between a worker's inserts of its shadow "
+            "comparison counts into the registry (shadow_comparisons)."),
+)
+DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 # The settings a sender process needs: the model-server client's, the shadow's, the registry's.
 PASSED_PREFIXES = ("MODEL_SERVER_", "SHADOW_")
 PASSED_KEYS = ("DATABASE_URL", "DATABASE_TIMEOUT_S", "LOG_LEVEL")
