@@ -15,7 +15,7 @@ render them.
 import logging
 
 import marshmallow as ma
-from flask import jsonify
+from flask import g, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,13 @@ def error_from_http_exception(exc):
     return error
 
 
+ERROR_CODE_KEY = "tfship_error_code"  # flask.g: the code the access line reports as error.code
+
+
 def render(error):
-    """Return the Flask response for an ApiError."""
+    """Return the Flask response for an ApiError (its code kept for the request's access line)."""
+    if has_request_context():
+        setattr(g, ERROR_CODE_KEY, error.code)
     response = jsonify(error.to_dict())
     response.status_code = error.status_code
     for name, value in error.headers.items():

@@ -3,7 +3,8 @@
 The request id comes from the caller's ``X-Request-ID`` (when it is a sane token) or is made
 here; it is returned in the response, forwarded to the model server, and added to every log
 line written during the request (``http.request.id``). The access line carries the route
-template and the model and version that served it (``tfship.model``, ``tfship.version``).
+template and the model and version that served it (``tfship.model``, ``tfship.version``), and
+for an error answer its code (``error.code``: ``injected_fault``, ``upstream_unavailable``, ...).
 
 Predictions (inputs and outputs) are logged for a sample of requests:
 ``PREDICTION_LOG_SAMPLE_RATE`` (0 to 1, default 0: off). Headers are never logged, and
@@ -23,6 +24,7 @@ import orjson
 from flask import current_app, g, has_request_context, request
 from flask.logging import default_handler
 
+from service.errors import ERROR_CODE_KEY
 from service.settings import Setting
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -159,6 +161,9 @@ def _finish_request(response):
     }
     if req.remote_addr is not None:
         fields["client"] = {"ip": req.remote_addr}
+    error_code = globals_.get(ERROR_CODE_KEY)
+    if error_code is not None:  # why it failed, e.g. injected_fault, upstream_unavailable, circuit_open
+        fields["error"] = {"code": error_code}
     _access_log.info("%s %s %s", method, path, status, extra={ECS_FIELDS: fields})
     return response
 

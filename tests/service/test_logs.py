@@ -8,7 +8,7 @@ import uuid
 import pytest
 from flask import Flask
 
-from service import logs, metrics
+from service import errors, logs, metrics
 
 KEY = "tfs_0123456789ab_" + "S" * 43
 
@@ -57,6 +57,26 @@ def test_request_id_is_kept_returned_and_on_every_line(app, stream):
     assert access[0]["url"]["path"] == "/models/penguins:predict"
     assert access[0]["event"]["dataset"] == "tfship.access" and access[0]["event"]["duration"] > 0
     assert "ecs.version" in access[0]
+
+
+def test_an_error_answers_access_line_says_why(stream):
+    """The access line of an error answer carries its code (error.code); a success has none."""
+    application = Flask(__name__)
+    logs.init_app(application)
+    errors.register_error_handlers(application)
+
+    @application.post("/models/<name>:predict")
+    def predict(name):
+        if name == "broken":
+            raise errors.ServiceUnavailable("the model server is unreachable", code="upstream_unavailable")
+        return {}
+
+    client = application.test_client()
+    assert client.post("/models/broken:predict", json={}).status_code == 503
+    assert client.post("/models/fine:predict", json={}).status_code == 200
+    access = [line for line in lines(stream) if line["log"]["logger"] == "tfship.access"]
+    assert [(line["http"]["response"]["status_code"], line.get("error")) for line in access] == [
+        (503, {"code": "upstream_unavailable"}), (200, None)]
 
 
 @pytest.mark.parametrize("given", [None, "", "has space", "x" * 200, "quote\"and;semicolon"])
