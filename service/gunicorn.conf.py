@@ -14,6 +14,7 @@
 - HTTPS with TLS_CERT_FILE and TLS_KEY_FILE (service/tls.py).
 - gunicorn 27 opens a control socket under ~/.gunicorn by default: disabled.
 """
+import gc
 import os
 import shutil
 import sys
@@ -62,6 +63,17 @@ def on_exit(server):
     """Remove the metrics folder this config created (one given by the environment is kept)."""
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def pre_fork(server, worker):
+    """Freeze the preloaded app's objects (gc.freeze) before each fork.
+
+    A worker's full collections then walk only the objects it made itself. Without it, the
+    first seconds of a worker's life held five full collections of 50-80 ms each (p99 of a
+    registry list 31 ms against 2.6 ms once warm); frozen, 3-20 ms. Collections also stop
+    writing to the inherited objects' headers, so their pages stay shared with the master.
+    """
+    gc.freeze()
 
 
 def post_fork(server, worker):

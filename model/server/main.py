@@ -1,14 +1,19 @@
 """Start the TF-Serving-compatible local model server: `tfship model-server --flag=value ...`."""
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 
 from model.server import flags as flags_module
 
 log = logging.getLogger("model.server")
-RECV_BYTES = 64 * 1024
+PR_SET_PDEATHSIG = 1  # prctl(2)
+WORKER_KILL_TIMEOUT_S = 20  # a worker still busy this long after SIGTERM is killed
 
 
 def _quiet_tensorflow():
@@ -73,47 +78,96 @@ def build(flags):
     return manager, app, pollers
 
 
-def serve(flags):
-    """Load the models, then answer REST requests until SIGTERM or Ctrl-C."""
-    import waitress
+def _port_in_use(port):
+    """Return the reason the REST port cannot be taken, or None.
 
+    granian's worker binds with SO_REUSEPORT, which a second server on the same port would
+    share silently (each answering half the calls, maybe from other models): bind a socket
+    without it first, which any listener on the port refuses. SO_REUSEADDR lets it past the
+    TIME_WAIT connections of a server just stopped on that port, as a restart must.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("0.0.0.0", port))
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        probe.close()
+    return None
+
+
+def _die_with_parent(parent_pid):
+    """Have the kernel kill this worker when its supervisor dies, even by SIGKILL."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before prctl
+        os._exit(1)
+
+
+def _worker_app(flags, parent_pid):
+    """In granian's worker process: load the models, start the pollers, return the WSGI app.
+
+    The worker leaves the supervisor's process group: a SIGTERM to the group (tfship down,
+    Ctrl-C) reaches the supervisor alone, which stops its worker gracefully, and does not end
+    the worker before it is asked (granian would log that as a crash and exit 1).
+    """
     from model.server.config import ConfigError
     from model.server.errors import ServingError
     from model.server.protos import ProtoTextError
 
+    _die_with_parent(parent_pid)
+    os.setpgid(0, 0)
     try:
         _, app, pollers = build(flags)
     except (ConfigError, ServingError, ProtoTextError) as error:
         code = getattr(error, "code", "INVALID_ARGUMENT")
         log.error("Failed to start server. Error: %s: %s", code, error)
-        return 1
+        sys.exit(1)
+    for poller in pollers:  # daemon threads: they end with the worker
+        poller.start()
+    log.info("Exporting HTTP/REST API at:localhost:%d ...", flags.rest_api_port)
+    return app
+
+
+def serve(flags):
+    """Answer REST requests until SIGTERM or Ctrl-C; returns the exit status.
+
+    granian serves the WSGI app (model/server/rest.py): its supervisor runs in this process,
+    and its one worker process loads the models, then binds the port (so, as with TF
+    Serving, the port refuses connections until the initial models are loaded) and answers
+    with up to --rest_api_num_threads calls in Python at once. TensorFlow is imported in the
+    worker only: it must not be loaded before a fork.
+    """
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
     if flags.port:
         log.info("gRPC (--port=%d) is not served by this local server; REST only", flags.port)
     if not flags.rest_api_port:
         log.error("--rest_api_port is 0: this local server only speaks REST, set a port")
         return 1
-    # One recv for a typical predict body (waitress reads 8 KiB at a time by default).
-    server = waitress.create_server(app, host="0.0.0.0", port=flags.rest_api_port,
-                                    threads=flags.rest_threads, ident="tfship-model-server",
-                                    recv_bytes=RECV_BYTES)
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    for poller in pollers:
-        poller.start()
-    log.info("Exporting HTTP/REST API at:localhost:%d ...", flags.rest_api_port)
+    busy = _port_in_use(flags.rest_api_port)
+    if busy:
+        log.error("Failed to start server. Error: UNAVAILABLE: the REST port %d is taken: %s",
+                  flags.rest_api_port, busy)
+        return 1
+    server = Server(
+        "tfship-model-server", address="0.0.0.0", port=flags.rest_api_port,
+        interface=Interfaces.WSGI, workers=1, blocking_threads=flags.rest_threads,
+        http=HTTPModes.http1, websockets=False, log_level=LogLevels.info,
+        # granian's lines through this process's root handler (stderr), like every other line.
+        log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},
+        respawn_failed_workers=False, workers_kill_timeout=WORKER_KILL_TIMEOUT_S)
+    status = 0
     try:
-        server.run()  # returns (or raises KeyboardInterrupt) on SIGTERM or Ctrl-C
-    except KeyboardInterrupt:
-        pass
-    finally:
-        log.info("Shutting down")
-        for poller in pollers:
-            poller.stop()
-        server.close()
-    return 0
+        server.serve(target_loader=functools.partial(_worker_app, flags, os.getpid()),
+                     wrap_loader=False)
+    except SystemExit as exit_:  # granian exits 1 when its worker failed
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    log.info("Shutting down")
+    return status
 
 
 def run(command, argv):

@@ -5,14 +5,18 @@ Time budget: ~8 s (the live tests wait a few 1 s poll intervals on the session's
 """
 import concurrent.futures
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from .conftest import (LIVE_MODEL, POLL_SECONDS, WARM_MODEL, live_config, start_server,
                        stop_server)
 from .fixture_models import build_module, export
+from tests.conftest import free_port
 
 X = {"signature_name": "scale", "instances": [[1.0, 2.0, 3.0]]}
 
@@ -116,3 +120,78 @@ def test_unreadable_config_file_stops_the_start(tmp_path):
     result = run_module("--rest_api_port=1", f"--model_config_file={tmp_path / 'none'}")
     assert result.returncode == 1
     assert "Failed to start server" in result.stderr
+
+
+def _solo(tmp_path, name="solo"):
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    return start_server([f"--model_name={name}", f"--model_base_path={tmp_path / 'empty'}",
+                         "--file_system_poll_wait_seconds=0"], str(tmp_path / f"{name}.log"), name,
+                        ready_status=404)
+
+
+def _worker_pid(running):
+    """The pid of the supervisor's one worker process (granian's), read from its log line."""
+    match = re.search(r"Spawning worker-1 with PID: (\d+)", running.log())
+    assert match, running.log()
+    return int(match.group(1))
+
+
+def _gone(pid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path):
+    """Two servers must never share a port (granian's worker binds with SO_REUSEPORT)."""
+    running = _solo(tmp_path)
+    try:
+        port = running.url.rsplit(":", 1)[1]
+        result = run_module(f"--rest_api_port={port}", "--model_name=other",
+                            f"--model_base_path={tmp_path / 'empty'}")
+        assert result.returncode == 1
+        assert f"the REST port {port} is taken" in result.stderr
+        assert running.get("/v1/models/solo").status_code == 404  # still the first one answering
+    finally:
+        stop_server(running)
+
+
+def test_a_killed_supervisor_takes_its_worker_with_it(tmp_path):
+    """SIGKILL leaves no orphan worker serving the port (the reliability tests kill the server this way)."""
+    running = _solo(tmp_path)
+    worker = _worker_pid(running)
+    try:
+        assert os.getpgid(worker) == worker  # its own group: a group SIGTERM reaches the supervisor only
+        running.process.kill()
+        running.process.wait(timeout=10)
+        assert _gone(worker), "the worker outlived its supervisor"
+    finally:
+        stop_server(running)
+
+
+def test_sigterm_to_the_process_group_stops_cleanly(tmp_path):
+    """What tfship down and Ctrl-C do: the supervisor stops its worker; exit 0, no crash reported."""
+    (tmp_path / "empty").mkdir()
+    port, log = free_port(), tmp_path / "group.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "model.server", f"--rest_api_port={port}",
+                                    "--model_name=solo", f"--model_base_path={tmp_path / 'empty'}"],
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "Started worker-1" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.1)
+        worker = int(re.search(r"Spawning worker-1 with PID: (\d+)", log.read_text()).group(1))
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+        assert _gone(worker)
+        assert "Unexpected exit" not in log.read_text() and "Shutting down" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
