@@ -156,7 +156,9 @@ def markdown(results):
         parts += [
             "", "## Server-side batching", "",
             "Batch-1 requests to a model server with `--enable_batching` (max_batch_size 32, "
-            "batch_timeout_micros 0, 2 batch threads) against the stack's server without it.",
+            "batch_timeout_micros 0, 2 batch threads) against the stack's server without it, in 3 "
+            "alternating rounds per concurrency (counts and CPU add up, percentiles are the median "
+            "of the rounds').",
             "",
             _md_table(["Run", "c", "Requests", "Errors", "req/s", "p50 ms", "p99 ms", "wrk CPU ms/req",
                        "model server CPU ms/row"], _run_rows(runs["batching"], ("wrk", "model_server"))),
