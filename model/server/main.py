@@ -78,6 +78,15 @@ def build(flags):
     return manager, app, pollers
 
 
+class _IntendedThreadCount(logging.Filter):
+    """Drop granian's warning about more WSGI threads than twice the cores: the count is
+    --rest_api_num_threads (TF Serving's default, 4 x cores), and the threads mostly wait on
+    TensorFlow, which runs without the GIL."""
+
+    def filter(self, record):
+        return "Python threads, which seems quite high" not in record.getMessage()
+
+
 def _port_in_use(port):
     """Return the reason the REST port cannot be taken, or None.
 
@@ -160,6 +169,7 @@ def serve(flags):
         # granian's lines through this process's root handler (stderr), like every other line.
         log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},
         respawn_failed_workers=False, workers_kill_timeout=WORKER_KILL_TIMEOUT_S)
+    logging.getLogger("_granian").addFilter(_IntendedThreadCount())
     status = 0
     try:
         server.serve(target_loader=functools.partial(_worker_app, flags, os.getpid()),

@@ -192,6 +192,7 @@ def test_sigterm_to_the_process_group_stops_cleanly(tmp_path):
         assert process.wait(timeout=30) == 0, log.read_text()
         assert _gone(worker)
         assert "Unexpected exit" not in log.read_text() and "Shutting down" in log.read_text()
+        assert "seems quite high" not in log.read_text()  # TF Serving's thread count is intended
     finally:
         if process.poll() is None:
             process.kill()
