@@ -196,3 +196,16 @@ def test_sigterm_to_the_process_group_stops_cleanly(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_crashed_worker_ends_the_server_with_an_error(tmp_path):
+    """The worker killed alone (the OOM killer picks the process holding TensorFlow): the
+    supervisor does not linger without it. It exits 1, so whoever supervises the server (the
+    local stack's status, Kubernetes) sees it down, as with TF Serving's one process."""
+    running = _solo(tmp_path)
+    try:
+        os.kill(_worker_pid(running), signal.SIGKILL)
+        assert running.process.wait(timeout=30) == 1
+        assert "Unexpected exit from worker-1" in running.log()
+    finally:
+        stop_server(running)
