@@ -138,7 +138,9 @@ def markdown(results):
             "", "## Model server efficiency", "",
             "Rows/s of `POST /v1/models/penguins/versions/N:predict` at c=1 (wrk) against the same "
             "SavedModel's `serving_default` signature called in one process (`python -m model.bench`, "
-            "same rows). The last column times `json.loads` of the request and `json.dumps` of the "
+            "same rows), in 3 rounds that each measure both sides: the ratio is the median of the "
+            "rounds' ratios, the other figures the median (or, over HTTP, the merge) of the rounds'. "
+            "The last column times `json.loads` of the request and `json.dumps` of the "
             "answer in one process: a floor for the JSON part of the model server's CPU per request; "
             "the rest is converting rows to tensors and back, and HTTP.",
             "",

@@ -1,8 +1,10 @@
 """One tiny benchmark run against a real model server, from wrk to results.json and Markdown.
 
 A one-signature SavedModel (y = 2x) is served by `tfship model-server`; the efficiency section
-measures it over HTTP with wrk and in process with `python -m model.bench`, one second a side.
-Budget: ~20 s on a quiet machine (three TensorFlow imports: the export, the server, model.bench).
+measures it over HTTP with wrk and in process with `python -m model.bench`, in two alternating
+rounds.
+Budget: ~25 s on a quiet machine (four TensorFlow imports: the export, the server, model.bench in
+two rounds).
 """
 import json
 
@@ -34,7 +36,9 @@ def test_the_pipeline_writes_a_well_formed_result(tiny_server):
     results = runner.new_results(seconds=1, registry_models=0)
     rows = [{"x": 0.5}, {"x": 1.5}, {"x": -2.0}]
     baseline, runs, ratios = model_server.measure_efficiency(
-        f"{url}/v1/models/tiny/versions/1:predict", server.pid, version_dir, rows, 1, root, batch_sizes=(1, 4))
+        f"{url}/v1/models/tiny/versions/1:predict", server.pid, version_dir, rows, 1, root, batch_sizes=(1, 4),
+        rounds=2)
+    assert baseline["rounds"] == 2 and all(run["rounds"] == 2 for run in runs.values())
     results["runs"]["efficiency"], results["in_process"], results["efficiency_ratios"] = runs, baseline, ratios
     results = runner.finish(results)
 
