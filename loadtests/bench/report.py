@@ -60,6 +60,17 @@ def optimisations_markdown(path=OPTIMISATIONS):
     return parts
 
 
+def _probe_line(start, end, cores):
+    """The machine's speed at both ends of the run (machine.cpu_probe), or a dash for a run without."""
+    def text(probe):
+        return "—" if not probe else (f"{probe['one_core_ms']} ms on one core, "
+                                      f"{probe['parallel_speedup']}x on {cores} at once")
+    return (f"- CPU probe (a fixed pure-Python workload): {text(start)} at the start; {text(end)} at "
+            "the end (a slower core or a speedup well under the core count means the host was busy "
+            "or the virtual cores share physical ones: the ratios below still compare sides measured "
+            "alike)")
+
+
 def markdown(results):
     """BENCHMARKS.md: machine and date, verdicts, each section's measurements and arithmetic."""
     m, f = results["machine"], results["figures"]
@@ -75,6 +86,7 @@ def markdown(results):
         f"- Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB memory, Linux {m['kernel']}; "
         f"1-minute load average {m['load_average_at_start']} at the start and "
         f"{results.get('load_average_at_end', '—')} at the end (above {m['cores']}, other work shared the cores)",
+        _probe_line(m.get("cpu_probe_at_start"), results.get("cpu_probe_at_end"), m["cores"]),
         f"- Software: Python {m['python']}, TensorFlow {m['tensorflow']}, gunicorn {m['gunicorn']}, "
         f"Locust {m['locust']}",
         "",

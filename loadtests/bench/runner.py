@@ -123,6 +123,7 @@ def finish(results):
                             "verdict": verdict} for t, value, verdict in targets.verdicts(results["figures"])]
     results["duration_s"] = round(time.monotonic() - results.pop("started"), 1)
     results["load_average_at_end"] = machine.load_average()
+    results["cpu_probe_at_end"] = machine.cpu_probe()
     return results
 
 
