@@ -44,7 +44,8 @@ SETTINGS = (
             "redis://host:6379/0 shares them across workers and pods (the cluster's setting)."),
     Setting("RATELIMIT_STRATEGY", "fixed-window", "Counting strategy: fixed-window, "
             "moving-window or sliding-window-counter."),
-    Setting("RATELIMIT_ENABLED", True, "Switch rate limiting off (false) for benchmarks only."),
+    Setting("RATELIMIT_ENABLED", True, "Switch rate limiting off (false): for load tests that send "
+            "more than any limit allows from one key."),
 )
 
 
