@@ -59,6 +59,7 @@ def test_the_pipeline_writes_a_well_formed_result(tiny_server):
     markdown = report.markdown(saved)
     assert "## Model server efficiency" in markdown and "## Gateway" not in markdown
     for probe in (saved["machine"]["cpu_probe_at_start"], saved["cpu_probe_at_end"]):
-        assert probe["one_core_ms"] > 0 and 0.5 < probe["parallel_speedup"] <= 1.2 * saved["machine"]["cores"]
+        # Its values are the machine's, not bounded here: a busy host slows one side or the other.
+        assert probe["one_core_ms"] > 0 and probe["parallel_speedup"] > 0
     assert f"{saved['cpu_probe_at_end']['one_core_ms']} ms on one core" in markdown
     assert f"| 4 | {report._value(runs['batch_4']['rows_per_s'])} |" in markdown

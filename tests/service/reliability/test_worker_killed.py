@@ -1,7 +1,8 @@
 """API workers killed (SIGKILL) in the middle of writes: every write is one transaction, so the
 registry holds no partial rows (a model without all its tags or with a cut description), no acknowledged write is lost, and gunicorn's replacement workers carry on.
 
-Budget: ~6 s (one gunicorn with 2 workers on SQLite, ~200 concurrent writes, three kills).
+Budget: ~6 s (one gunicorn with 2 workers on SQLite, 8 writers writing until the third of three
+kills 0.4 s apart, at most 2000 writes).
 """
 import concurrent.futures
 import os
@@ -16,6 +17,7 @@ from tests.service.reliability.conftest import bearer
 from tests.service.reliability.stores import registry_with_keys
 
 TAGS = [f"tag-{i}" for i in range(8)]
+WRITERS, MAX_WRITES = 8, 2000
 
 
 def test_no_partial_rows_after_workers_die_mid_write(tmp_path, start_api):
@@ -36,16 +38,27 @@ def test_no_partial_rows_after_workers_die_mid_write(tmp_path, start_api):
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
             lost_connections.append(name)  # its worker died: the write may or may not exist
 
+    killed = threading.Event()
+
     def kill_workers():
         for _ in range(3):
             time.sleep(0.4)
             victim = api.worker_pids()[0]
             os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    def writer(first):
+        # Writes go on until the last kill (a fixed count once all finished before the first kill
+        # when the API got faster), bounded by MAX_WRITES.
+        for index in range(first, MAX_WRITES, WRITERS):
+            if killed.is_set():
+                return
+            write(index)
 
     killer = threading.Thread(target=kill_workers)
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
         killer.start()
-        futures = [pool.submit(write, index) for index in range(200)]
+        futures = [pool.submit(writer, first) for first in range(WRITERS)]
         killer.join(timeout=30)
         for future in futures:
             future.result(timeout=60)
