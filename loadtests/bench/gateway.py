@@ -29,15 +29,10 @@ def run(stack, body, seconds, api_url=None, api_pid=None):
         measure.run(url, seconds=1, pids={}, connections=8, method="POST", body=body,
                     authorization=header)
     idle = measure.idle_rates(pids)
-    rounds = {}
-    for connections in (1, 8):
-        for _ in range(ROUNDS):  # direct and via the API alternate, so outside work hits both alike
-            for side, url, header in (("direct", direct_url, None), ("api", via_url, auth)):
-                rounds.setdefault(f"{side}_c{connections}", []).append(measure.run(
-                    url, seconds=max(1.0, seconds / ROUNDS), pids=pids, connections=connections, method="POST",
-                    body=body, authorization=header, idle=idle))
-    runs = {name: measure.merge(found) for name, found in rounds.items()}
-    return runs
+    return measure.alternate({"direct": {"url": direct_url, "authorization": None},
+                              "api": {"url": via_url, "authorization": auth}},
+                             concurrencies=(1, 8), rounds=ROUNDS, seconds=seconds, pids=pids, idle=idle,
+                             method="POST", body=body)
 
 
 def figures(runs, cores=None):

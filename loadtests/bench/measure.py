@@ -56,3 +56,16 @@ def merge(rounds):
     for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
         merged[key] = statistics.median(r[key] for r in rounds)
     return merged
+
+
+def alternate(sides, *, concurrencies, rounds, seconds, **common):
+    """Measure each side ({name: run() options, e.g. its url}) at each concurrency in `rounds`
+    short rounds, the sides taking turns, so outside work hits them alike; return
+    {"<name>_c<concurrency>": the rounds merged by merge()}."""
+    found = {}
+    for connections in concurrencies:
+        for _ in range(rounds):
+            for name, options in sides.items():
+                found.setdefault(f"{name}_c{connections}", []).append(run(
+                    seconds=max(1.0, seconds / rounds), connections=connections, **common, **options))
+    return {name: merge(runs) for name, runs in found.items()}

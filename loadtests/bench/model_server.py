@@ -115,17 +115,13 @@ def batching(off_url, off_pid, on_url, on_pid, body, seconds, rounds=ROUNDS):
     """Batch-1 requests at c=32 and at c=1, batching off and on, in alternating rounds merged by
     measure.merge (a burst of outside work in one round hits both sides alike and does not decide
     a percentile; one 5 s run per side read the c=1 p50 ratio 1.03 and 1.10 in two quiet runs)."""
-    found = {}
     for url in (off_url, on_url):
         measure.run(url, seconds=1, pids={}, connections=32, method="POST", body=body)
-    idle = {side: measure.idle_rates({"model_server": pid}, 0.5) for side, pid in (("off", off_pid), ("on", on_pid))}
-    for connections in (32, 1):
-        for _ in range(rounds):
-            for side, url, pid in (("off", off_url, off_pid), ("on", on_url, on_pid)):
-                found.setdefault(f"{side}_c{connections}", []).append(measure.run(
-                    url, seconds=max(1.0, seconds / rounds), connections=connections, pids={"model_server": pid},
-                    method="POST", body=body, idle=idle[side]))
-    return {name: measure.merge(runs) for name, runs in found.items()}
+    sides = {}
+    for side, url, pid in (("off", off_url, off_pid), ("on", on_url, on_pid)):
+        pids = {"model_server": pid}
+        sides[side] = {"url": url, "pids": pids, "idle": measure.idle_rates(pids, 0.5)}
+    return measure.alternate(sides, concurrencies=(32, 1), rounds=rounds, seconds=seconds, method="POST", body=body)
 
 
 def batching_figures(runs):

@@ -49,3 +49,14 @@ def test_merge_adds_counts_and_cpu_and_takes_the_median_of_percentiles():
     assert merged["max_ms"] == 100.0
     assert merged["cpu_s"] == {"api": 0.9, "wrk": 0.3}
     assert merged["cpu_ms_per_request"] == {"api": 1.5, "wrk": 0.5}
+
+
+def test_alternate_takes_turns_and_merges_each_side(echo_url, busy_pid):
+    """Each side's rounds merged under "<side>_c<concurrency>", each with its own options (the echo
+    server here answers one connection at a time, so c=1 only)."""
+    runs = measure.alternate({"a": {"url": echo_url, "pids": {}}, "b": {"url": echo_url, "pids": {"busy": busy_pid}}},
+                             concurrencies=(1,), rounds=2, seconds=2, method="POST", body="{}",
+                             authorization="Bearer right")
+    assert list(runs) == ["a_c1", "b_c1"]
+    assert all(run["rounds"] == 2 and run["requests"] > 0 and run["errors"] == 0 for run in runs.values())
+    assert "busy" in runs["b_c1"]["cpu_s"] and "busy" not in runs["a_c1"]["cpu_s"]
