@@ -5,7 +5,8 @@ prints one JSON line: per batch size, rows/s and the median call time of the pub
 call (`signature(**tensors)`, the baseline), and under "flat_call" the same for the call the
 model server makes (model/server/flat_call.py: the argument binding skipped), so a reader can
 see how much of the server's figure comes from calling TensorFlow more cheaply. Same model,
-same rows, same TensorFlow settings (the defaults, as the server uses). The rows file is a JSON
+same rows, same TensorFlow settings (the server's --tensorflow_session_parallelism is
+passed as --tensorflow-session-parallelism). The rows file is a JSON
 list of instances (TF Serving's row format, NaN allowed); each batch repeats them in order.
 """
 import argparse
@@ -33,15 +34,21 @@ def measure(signature, inputs, seconds, min_calls=5):
     return durations
 
 
-def run(model_dir, rows, batch_sizes, seconds):
+def run(model_dir, rows, batch_sizes, seconds, session_parallelism=0):
     import tensorflow as tf
+
+    if session_parallelism:  # as the model server's --tensorflow_session_parallelism
+        tf.config.threading.set_intra_op_parallelism_threads(session_parallelism)
+        tf.config.threading.set_inter_op_parallelism_threads(session_parallelism)
 
     from model.server import flat_call
 
     signature = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     flat = flat_call.prepare(signature, specs)
-    result = {"rows_per_s": {}, "median_call_ms": {}, "calls": {}}
+    result = {"rows_per_s": {}, "median_call_ms": {}, "calls": {},
+              "tensorflow_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
     if flat is not None:
         result["flat_call"] = {"rows_per_s": {}, "median_call_ms": {}}
     for size in batch_sizes:
@@ -64,6 +71,9 @@ def main(argv=None):
     parser.add_argument("--rows-file", required=True, help="JSON list of instances")
     parser.add_argument("--batch-sizes", default="1,32,128")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per batch size")
+    parser.add_argument("--tensorflow-session-parallelism", type=int, default=0,
+                        help="TensorFlow's intra- and inter-op threads, as the model server's flag "
+                             "of that name (0: TensorFlow's default)")
     args = parser.parse_args(argv)
     with open(args.rows_file) as handle:
         rows = json.load(handle)
@@ -72,7 +82,9 @@ def main(argv=None):
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip().isdigit()]
     if not sizes or len(sizes) != len(args.batch_sizes.split(",")) or min(sizes) < 1:
         parser.error("--batch-sizes must be positive integers")
-    print(json.dumps(run(args.model_dir, rows, sizes, args.seconds)))
+    if args.tensorflow_session_parallelism < 0:
+        parser.error("--tensorflow-session-parallelism must be 0 or more")
+    print(json.dumps(run(args.model_dir, rows, sizes, args.seconds, args.tensorflow_session_parallelism)))
     return 0
 
 

@@ -41,6 +41,7 @@ def flags(settings):
         f"--model_config_file={settings.model_config_file}",
         f"--model_config_file_poll_wait_seconds={settings.model_config_poll_seconds}",
         f"--file_system_poll_wait_seconds={settings.file_system_poll_seconds}",
+        f"--tensorflow_session_parallelism={settings.model_server_tf_threads}",
     ]
 
 

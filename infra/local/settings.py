@@ -19,6 +19,11 @@ DEFAULTS = {
     "TFSHIP_RECONCILE_INTERVAL_SECONDS": "1",  # between the reconciler's passes
     # The API's own setting, passed to it: the unload grace of the reconciler derives from it.
     "TFSHIP_API_ROLLOUT_CACHE_TTL_S": "2",
+    # TensorFlow's intra- and inter-op threads in the model server
+    # (--tensorflow_session_parallelism). Every local process shares the machine's cores: one
+    # thread per pool keeps a small model's call from waking threads that then wait for a core.
+    # 0 lets TensorFlow size the pools from the cores.
+    "TFSHIP_MODEL_SERVER_TF_THREADS": "1",
 }
 
 
@@ -35,6 +40,7 @@ class LocalSettings:
     model_config_poll_seconds: int
     reconcile_interval_seconds: float
     rollout_cache_ttl_seconds: float
+    model_server_tf_threads: int = 1
 
     @classmethod
     def from_env(cls, environ=None):
@@ -52,6 +58,7 @@ class LocalSettings:
             model_config_poll_seconds=int(env["TFSHIP_MODEL_CONFIG_POLL_SECONDS"]),
             reconcile_interval_seconds=float(env["TFSHIP_RECONCILE_INTERVAL_SECONDS"]),
             rollout_cache_ttl_seconds=float(env["TFSHIP_API_ROLLOUT_CACHE_TTL_S"]),
+            model_server_tf_threads=int(env["TFSHIP_MODEL_SERVER_TF_THREADS"]),
         )
 
     @property

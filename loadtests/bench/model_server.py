@@ -19,12 +19,13 @@ BATCHING_PARAMETERS = ("max_batch_size { value: 32 }\nbatch_timeout_micros { val
                        "max_enqueued_batches { value: 64 }\nnum_batch_threads { value: 2 }\n")
 
 
-def in_process(version_dir, rows_file, batch_sizes, seconds, timeout=300):
-    """rows/s of the SavedModel's signature called in one process (python -m model.bench)."""
+def in_process(version_dir, rows_file, batch_sizes, seconds, tf_threads=0, timeout=300):
+    """rows/s of the SavedModel's signature called in one process (python -m model.bench), with
+    the model server's TensorFlow threads (--tensorflow_session_parallelism)."""
     done = subprocess.run([sys.executable, "-m", "model.bench", "--model-dir", str(version_dir),
                            "--rows-file", str(rows_file),
                            "--batch-sizes", ",".join(map(str, batch_sizes)),
-                           "--seconds", str(seconds)],
+                           "--seconds", str(seconds), "--tensorflow-session-parallelism", str(tf_threads)],
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"model.bench failed: {done.stderr.strip()[-1500:]}")
@@ -46,7 +47,7 @@ def efficiency(predict_url, pid, bodies, baseline, seconds):
 
 
 def measure_efficiency(predict_url, pid, version_dir, rows, seconds, scratch, batch_sizes=BATCH_SIZES,
-                       rounds=ROUNDS):
+                       rounds=ROUNDS, tf_threads=0):
     """The efficiency section: the in-process baseline, then HTTP, in alternating rounds; returns
     (baseline, runs, ratios).
 
@@ -63,7 +64,7 @@ def measure_efficiency(predict_url, pid, version_dir, rows, seconds, scratch, ba
     in_process_seconds = max(0.5, min(seconds, IN_PROCESS_SECONDS) / rounds)
     found = []
     for _ in range(rounds):
-        baseline = in_process(version_dir, rows_file, batch_sizes, in_process_seconds)
+        baseline = in_process(version_dir, rows_file, batch_sizes, in_process_seconds, tf_threads)
         found.append((baseline, *efficiency(predict_url, pid, bodies, baseline, max(1.0, seconds / rounds))))
     runs = {}
     for name in found[0][1]:
@@ -81,7 +82,7 @@ def merge_baselines(baselines):
 
     merged = {"rows_per_s": medians("rows_per_s"), "median_call_ms": medians("median_call_ms"),
               "calls": {size: sum(b["calls"][size] for b in baselines) for size in baselines[0]["calls"]},
-              "rounds": len(baselines)}
+              "rounds": len(baselines), "tensorflow_threads": baselines[0].get("tensorflow_threads")}
     if "flat_call" in baselines[0]:
         merged["flat_call"] = {key: medians(key, lambda b: b["flat_call"]) for key in ("rows_per_s", "median_call_ms")}
     return merged

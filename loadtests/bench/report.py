@@ -146,11 +146,15 @@ def markdown(results):
         ]
     if "efficiency" in runs:
         base = results["in_process"]
+        threads = base.get("tensorflow_threads") or {}
+        pools = ("TensorFlow's default thread pools" if not any(threads.values()) else
+                 f"TensorFlow's intra-op/inter-op threads at {threads['intra_op']}/{threads['inter_op']}")
         parts += [
             "", "## Model server efficiency", "",
             "Rows/s of `POST /v1/models/penguins/versions/N:predict` at c=1 (wrk) against the same "
             "SavedModel's `serving_default` signature called in one process (`python -m model.bench`, "
-            "same rows), in 3 rounds that each measure both sides: the ratio is the median of the "
+            f"same rows, {pools} as the model server's `--tensorflow_session_parallelism` sets them), "
+            "in 3 rounds that each measure both sides: the ratio is the median of the "
             "rounds' ratios, the other figures the median (or, over HTTP, the merge) of the rounds'. "
             "The last column times `json.loads` of the request and `json.dumps` of the "
             "answer in one process: a floor for the JSON part of the model server's CPU per request; "

@@ -79,7 +79,8 @@ def run(models_dir, seconds, registry_models, sections=SECTIONS, out=log):
                 out("model server efficiency: HTTP vs in-process at batch 1/32/128 ...")
                 predict = f"{stack.model_server_url}/v1/models/{MODEL}/versions/{version_dir.name}:predict"
                 baseline, runs["efficiency"], ratios = model_server.measure_efficiency(
-                    predict, stack.pid("model-server"), version_dir, rows, seconds, root)
+                    predict, stack.pid("model-server"), version_dir, rows, seconds, root,
+                    tf_threads=stack.settings.model_server_tf_threads)
                 results["in_process"] = baseline
                 results["efficiency_ratios"] = ratios
                 figures["model_server_efficiency_b128"] = ratios.get("128")
@@ -87,7 +88,9 @@ def run(models_dir, seconds, registry_models, sections=SECTIONS, out=log):
                 out("server-side batching: on vs off ...")
                 monitoring = stack.state / "monitoring.config"
                 server, on_url = model_server.start_batching_server(
-                    models_dir, MODEL, [f"--monitoring_config_file={monitoring}"], root)
+                    models_dir, MODEL, [f"--monitoring_config_file={monitoring}",
+                                        f"--tensorflow_session_parallelism={stack.settings.model_server_tf_threads}"],
+                    root)
                 try:
                     path = f"/v1/models/{MODEL}/versions/{version_dir.name}:predict"
                     runs["batching"] = model_server.batching(

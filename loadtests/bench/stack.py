@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+from infra.local.settings import LocalSettings
 from loadtests.bench import servers
 
 MODEL = "penguins"
@@ -27,6 +28,7 @@ class LocalStack:
         self.model_server_url = f"http://127.0.0.1:{self.env['TFSHIP_MODEL_SERVER_PORT']}"
         self.api_url = f"http://127.0.0.1:{self.env['TFSHIP_API_PORT']}"
         self.seconds_to_healthy = None
+        self.settings = LocalSettings.from_env(self.env)
 
     def start(self):
         """Run `tfship up`; it returns once every component is healthy and the model registered."""

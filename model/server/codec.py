@@ -353,8 +353,7 @@ def _json_values(name, array):
         if name.endswith(BYTES_SUFFIX):
             flat = [_b64_out(item) for item in items]
         else:
-            flat = [item.decode("utf-8", errors="replace") if type(item) is bytes else str(item)
-                    for item in items]
+            flat = vectorised.text_values(items)
         if array.ndim == 1:
             return flat
         nested = np.empty(len(flat), dtype=object)
@@ -374,7 +373,12 @@ def _b64_out(item):
 def encode_response(outputs, request_format):
     """Return the answer's JSON bytes: written by orjson when every float output is finite
     float32/64 (numpy's float32 text is TF Serving's), else by the standard library, which
-    writes NaN and Infinity as tokens."""
+    writes NaN and Infinity as tokens. A row answer of several outputs is cut from each
+    output's whole text where it can be (vectorised.row_answer)."""
+    if request_format == ROW and len(outputs) > 1:
+        body = vectorised.row_answer(outputs)
+        if body is not None:
+            return body
     floats = {name: vectorised.float_output(array) for name, array in outputs.items()
               if array.dtype.kind == "f"}
     if any(value is None for value in floats.values()):

@@ -49,6 +49,18 @@ class ServerFlags:
     rest_api_enable_cors_support: bool = False
 
     @property
+    def tensorflow_threads(self):
+        """Return (intra-op, inter-op) thread counts for TensorFlow, as TF Serving derives
+        them (server.cc): the two per-pool flags when either is set, else
+        --tensorflow_session_parallelism for both; 0 lets TensorFlow choose. None when
+        --platform_config_file is set, which these flags then do not apply to."""
+        if self.platform_config_file:
+            return None
+        if self.tensorflow_intra_op_parallelism > 0 or self.tensorflow_inter_op_parallelism > 0:
+            return self.tensorflow_intra_op_parallelism, self.tensorflow_inter_op_parallelism
+        return self.tensorflow_session_parallelism, self.tensorflow_session_parallelism
+
+    @property
     def rest_threads(self):
         """Return the REST worker count, TF Serving's default when the flag is 0."""
         return self.rest_api_num_threads or 4 * (os.cpu_count() or 1)
@@ -110,6 +122,11 @@ def _check(flags):
     if flags.model_config_file and flags.model_base_path:
         raise FlagError("Specify either --model_base_path (with --model_name) or "
                         "--model_config_file, not both")
+    if min(flags.tensorflow_intra_op_parallelism, flags.tensorflow_inter_op_parallelism,
+           flags.tensorflow_session_parallelism) > 0:
+        raise FlagError("Either configure --tensorflow_session_parallelism or "
+                        "(--tensorflow_intra_op_parallelism, --tensorflow_inter_op_parallelism) "
+                        "separately. You cannot configure all.")
     if not flags.model_config_file and not flags.model_base_path:
         raise FlagError("Both server config file and model base path are missing: set "
                         "--model_base_path (with --model_name) or --model_config_file")

@@ -22,6 +22,19 @@ def _quiet_tensorflow():
     os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "tfship-keras"))
 
 
+def _set_tensorflow_threads(flags):
+    """Size TensorFlow's thread pools from the parallelism flags, before any TF op runs."""
+    threads = flags.tensorflow_threads
+    if threads is None or threads == (0, 0):
+        return
+    import tensorflow as tf
+
+    intra, inter = threads
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    log.info("TensorFlow threads: intra-op %s, inter-op %s", intra or "auto", inter or "auto")
+
+
 def _loader(flags, tags, metrics, batching_options):
     """Return the function that loads, warms up and wires one version."""
     from model.server import batching, warmup
@@ -51,6 +64,7 @@ def build(flags):
     """Return (manager, wsgi app, pollers) for `flags`, with the initial models loaded."""
     from model.server import batching, config, manager as manager_module, monitoring, rest
 
+    _set_tensorflow_threads(flags)
     tags = tuple(tag.strip() for tag in flags.saved_model_tags.split(",") if tag.strip())
     metrics, metrics_path = None, None
     if flags.monitoring_config_file:

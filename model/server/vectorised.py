@@ -6,6 +6,9 @@ codec then takes its element-by-element path, which applies TF Serving's rules a
 its errors, so both paths give the same tensors and the same answers wherever this one
 answers at all (tests/model/server/test_vectorised.py holds them to that).
 """
+import itertools
+import operator
+
 import numpy as np
 import orjson
 
@@ -77,6 +80,7 @@ def _strings(leaves, types):
     return array
 
 
+_BLOCK_DTYPES = frozenset(("DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"))
 CONVERTERS = {
     "DT_FLOAT": _floats(np.float32, 2**24 - 1, float(np.finfo(np.float32).max)),
     "DT_DOUBLE": _floats(np.float64, 2**53 - 1, float(np.finfo(np.float64).max)),
@@ -115,17 +119,19 @@ def rows_to_arrays(instances, specs):
     if "b64" in specs:  # {"b64": ...} would be a value, not a row object
         return None
     if type(instances[0]) is dict:
-        try:
-            columns = {name: [row[name] for row in instances] for name in specs}
+        names = list(specs)
+        try:  # one C-level pass: each row's values in the signature's input order
+            values = list(map(operator.itemgetter(*names), instances))
         except (KeyError, TypeError):  # a row without an input, or not an object
             return None
         if sum(map(len, instances)) != len(instances) * len(specs):  # a row with extra keys
             return None
-    elif len(specs) == 1:
-        columns = {next(iter(specs)): instances}
-    else:
-        return None
-    return _arrays(columns, specs)
+        if len(names) == 1:
+            return _arrays({names[0]: values}, specs)
+        return _row_arrays(dict(zip(names, map(list, zip(*values)))), specs)
+    if len(specs) == 1:
+        return _arrays({next(iter(specs)): instances}, specs)
+    return None
 
 
 def columns_to_arrays(inputs, specs):
@@ -149,12 +155,85 @@ def _arrays(columns, specs):
     return arrays
 
 
+def _row_arrays(columns, specs):
+    """_arrays for columns of equal length (from rows): the one-dimensional columns of each
+    numeric dtype are converted and checked together, as the rows of one block."""
+    groups = {}
+    for name, column in columns.items():
+        dtype = specs[name].dtype
+        if dtype in _BLOCK_DTYPES and type(column[0]) is not list:
+            groups.setdefault(dtype, []).append(name)
+    arrays = {}
+    for dtype, names in groups.items():
+        if len(names) > 1:
+            leaves = [columns[name] for name in names]
+            types = set(map(type, itertools.chain.from_iterable(leaves)))
+            block = None if list in types else CONVERTERS[dtype](leaves, types)
+            if block is None:
+                return None
+            arrays.update(zip(names, block))
+    for name, column in columns.items():
+        if name not in arrays:
+            array = to_array(column, specs[name].dtype)
+            if array is None:
+                return None
+            arrays[name] = array
+    return {name: arrays[name] for name in columns}
+
+
 def float_output(array):
     """Return a float output as orjson writes it (float32 in its own shortest text, as TF
     Serving writes it), or None when it holds NaN/Infinity or is not float32/64."""
     if array.dtype not in (np.float32, np.float64) or not np.isfinite(array).all():
         return None
     return array[()] if array.ndim == 0 else np.ascontiguousarray(array)
+
+
+def text_values(items):
+    """Return string tensor elements as JSON text values: UTF-8 decoded (invalid bytes
+    replaced), anything else as str()."""
+    return [item.decode("utf-8", errors="replace") if type(item) is bytes else str(item)
+            for item in items]
+
+
+def row_answer(outputs):
+    """Return the row-format answer for several outputs as JSON bytes, or None.
+
+    Each output is written whole by orjson (numpy natively: float32 in its shortest text) and
+    its text cut at the row boundaries, then each row's object is formatted from the cut
+    pieces: no per-element Python objects. Takes outputs of one or two dimensions (batch
+    first) of finite float32/64, integer, bool or (one-dimensional) string type with a common
+    batch size; anything else answers None, for the general path.
+    """
+    batch, cells, fields = None, [], []
+    for name, array in outputs.items():
+        if array.ndim not in (1, 2) or not array.shape[0] or (batch is not None and array.shape[0] != batch):
+            return None
+        batch = array.shape[0]
+        kind = array.dtype.kind
+        if kind == "f":
+            array = float_output(array)
+            if array is None:
+                return None
+        if kind in "fiub":
+            text = orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)
+            if array.ndim == 1:  # [1,2,3]: numbers hold no comma
+                cells.append(text[1:-1].split(b","))
+                wrap = b"%b"
+            else:  # [[1,2],[3,4]]: nor brackets
+                cells.append(text[2:-2].split(b"],["))
+                wrap = b"[%b]"
+        elif kind in "OSU" and array.ndim == 1 and not name.endswith("_bytes"):
+            # ["a","b"]: inside a JSON string every quote is escaped, so '","' only
+            # ever separates two elements.
+            text = orjson.dumps(text_values(array.tolist()))
+            cells.append(text[2:-2].split(b'","'))
+            wrap = b'"%b"'
+        else:
+            return None
+        fields.append(orjson.dumps(name).replace(b"%", b"%%") + b":" + wrap)
+    row = b"{" + b",".join(fields) + b"}"
+    return b'{"predictions":[' + b",".join([row % values for values in zip(*cells)]) + b"]}"
 
 
 def dumps(document):

@@ -40,6 +40,7 @@ def test_the_command_prints_rows_per_second_per_batch_size(tiny, tmp_path, capsy
     assert set(result["flat_call"]["rows_per_s"]) == {"1", "16"}
     assert all(rate > 0 for rate in result["flat_call"]["rows_per_s"].values())
     assert result["median_call_ms"]["1"] > 0
+    assert set(result["tensorflow_threads"]) == {"intra_op", "inter_op"}
 
 
 @pytest.mark.parametrize("content, batch_sizes, message", [
@@ -55,3 +56,13 @@ def test_bad_arguments_are_refused(tmp_path, capsys, content, batch_sizes, messa
         bench.main(["--model-dir", str(tmp_path), "--rows-file", str(rows), "--batch-sizes", batch_sizes])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_negative_tensorflow_threads_are_refused(tmp_path, capsys):
+    rows = tmp_path / "rows.json"
+    rows.write_text('[{"x": 1}]')
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--model-dir", str(tmp_path), "--rows-file", str(rows),
+                    "--tensorflow-session-parallelism", "-1"])
+    assert exit_.value.code == 2
+    assert "0 or more" in capsys.readouterr().err

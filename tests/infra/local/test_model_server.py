@@ -40,3 +40,13 @@ def test_the_reconciler_command_parses_and_follows_the_local_settings(tmp_path):
     assert args.key_file == str(tmp_path / "reader.key")
     assert args.model_config_file == str(settings.model_config_file)
     assert (args.interval, args.unload_grace_seconds, args.once) == (0.3, 3.0, False)
+
+
+def test_the_server_flags_parse_as_tf_servings_and_carry_the_thread_setting(tmp_path):
+    from model.server import flags as server_flags
+
+    settings = LocalSettings.from_env({"TFSHIP_STATE_DIR": str(tmp_path),
+                                       "TFSHIP_MODEL_SERVER_TF_THREADS": "2"})
+    parsed = server_flags.parse(model_server.flags(settings))  # the local server's own parser
+    assert parsed.tensorflow_threads == (2, 2)
+    assert parsed.model_config_file == str(settings.model_config_file)

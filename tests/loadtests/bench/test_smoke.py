@@ -37,7 +37,9 @@ def test_the_pipeline_writes_a_well_formed_result(tiny_server):
     rows = [{"x": 0.5}, {"x": 1.5}, {"x": -2.0}]
     baseline, runs, ratios = model_server.measure_efficiency(
         f"{url}/v1/models/tiny/versions/1:predict", server.pid, version_dir, rows, 1, root, batch_sizes=(1, 4),
-        rounds=2)
+        rounds=2, tf_threads=1)
+    # The baseline runs with the server's TensorFlow threads (here as --tensorflow_session_parallelism=1).
+    assert baseline["tensorflow_threads"] == {"intra_op": 1, "inter_op": 1}
     assert baseline["rounds"] == 2 and all(run["rounds"] == 2 for run in runs.values())
     results["runs"]["efficiency"], results["in_process"], results["efficiency_ratios"] = runs, baseline, ratios
     results = runner.finish(results)

@@ -158,7 +158,8 @@ def server(model_bases, warm_base, tmp_path_factory):
          f"--file_system_poll_wait_seconds={POLL_SECONDS}",
          f"--monitoring_config_file={monitoring_config}",
          "--enable_batching", f"--batching_parameters_file={batching_config}",
-         "--enable_model_warmup=true"],
+         "--enable_model_warmup=true",
+         "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=2"],
         str(root / "server.log"), MODEL_NAME)
     running.config_path = str(config_path)
     yield running

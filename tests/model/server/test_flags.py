@@ -34,7 +34,23 @@ def test_separate_value_syntax():
     (["--model_base_path=/m", "--model_config_file=/c"], "either --model_base_path"),
     (["--rest_api_port=1"], "missing"),
     (["--model_base_path=/m", "extra"], "Unexpected argument"),
+    (["--model_base_path=/m", "--tensorflow_session_parallelism=2",
+      "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"],
+     "You cannot configure all"),
 ])
 def test_refused_command_lines(argv, message):
     with pytest.raises(flags.FlagError, match=message):
         flags.parse(argv)
+
+
+@pytest.mark.parametrize("argv,threads", [
+    ([], (0, 0)),  # TensorFlow sizes both pools
+    (["--tensorflow_session_parallelism=2"], (2, 2)),
+    (["--tensorflow_intra_op_parallelism=3"], (3, 0)),
+    (["--tensorflow_inter_op_parallelism=1", "--tensorflow_session_parallelism=4"], (0, 1)),
+    (["--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1"], (2, 1)),
+    (["--tensorflow_session_parallelism=2", "--platform_config_file=/p"], None),
+])
+def test_tensorflow_threads_are_derived_as_tf_serving_derives_them(argv, threads):
+    # server.cc: the per-pool flags win when either is set; the platform config overrides all.
+    assert flags.parse(["--model_base_path=/m", *argv]).tensorflow_threads == threads

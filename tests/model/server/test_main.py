@@ -86,6 +86,12 @@ def test_latest_policy_serves_the_newest_version(server, loaded):
     assert np.allclose(response.json()["outputs"], expected)
 
 
+def test_the_parallelism_flags_size_tensorflows_thread_pools(server):
+    # TensorFlow takes them only before its first op; a late call would raise and stop the start.
+    with open(server.log_path) as log:
+        assert "TensorFlow threads: intra-op 1, inter-op 2" in log.read()
+
+
 def test_empty_base_path_serves_404_then_sigterm_stops_cleanly(tmp_path):
     (tmp_path / "empty").mkdir()
     running = start_server([f"--model_name=solo", f"--model_base_path={tmp_path / 'empty'}",

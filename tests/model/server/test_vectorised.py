@@ -78,6 +78,34 @@ def test_rows_batch_as_the_checking_path_does(instances):
     assert fast.keys() == slow.keys() and all(same_array(fast[k], slow[k]) for k in fast)
 
 
+NUMERIC_SPECS = {"a": codec.TensorSpec("DT_FLOAT", (None,)), "b": codec.TensorSpec("DT_FLOAT", (None,)),
+                 "i": codec.TensorSpec("DT_INT64", (None,)), "j": codec.TensorSpec("DT_INT64", (None,)),
+                 "v": codec.TensorSpec("DT_FLOAT", (None, 2))}
+
+
+@pytest.mark.parametrize("changed", [
+    {}, {"a": True}, {"b": "1.5"}, {"a": None}, {"b": [1.0]}, {"a": 2**24}, {"b": 3.5e38},
+    {"i": 1.0}, {"j": 2**63}, {"i": False}, {"v": [1.0]}, {"v": [1.0, "x"]},
+])
+def test_numeric_inputs_converted_as_one_block_match_the_checking_path(changed):
+    # The one-dimensional float and integer inputs of row objects are converted per dtype as
+    # one block: a bad value in any of them must still send the batch to the checking path.
+    rows = [{"a": 0.5, "b": 1, "i": 3, "j": -4, "v": [1.0, 2.0]},
+            {"a": 1.5, "b": 2.25, "i": 5, "j": 6, "v": [3.0, 4.0]}]
+    rows[1].update(changed)
+    fast = vectorised.rows_to_arrays(rows, NUMERIC_SPECS)
+    try:
+        slow = codec._decode_rows(rows, NUMERIC_SPECS)
+    except InvalidArgument:
+        assert fast is None
+        return
+    if fast is not None:
+        assert list(fast) == list(slow) or fast.keys() == slow.keys()
+        assert all(same_array(fast[k], slow[k]) for k in slow)
+    if not changed:
+        assert fast is not None and fast["a"].dtype == np.float32 and fast["j"].dtype == np.int64
+
+
 def test_well_formed_rows_take_the_fast_path():
     rows = [{"a": 1, "n": [1, 2], "s": "x"}, {"a": 2.5, "n": [3, 4], "s": "y"}]
     arrays = vectorised.rows_to_arrays(rows, SPECS)
@@ -154,6 +182,45 @@ def test_the_fast_answer_reads_as_the_checked_one(outputs, request_format):
             codec.encode_response(outputs, request_format)
         return
     assert json.loads(codec.encode_response(outputs, request_format)) == slow
+
+
+def general_row_answer(outputs):
+    """The answer as encode_response wrote it before row_answer: one orjson document."""
+    def to_values(name, array):
+        return vectorised.float_output(array) if array.dtype.kind == "f" else codec._json_values(name, array)
+    return vectorised.dumps(codec.encode_outputs(outputs, codec.ROW, to_values))
+
+
+ROW_OUTPUTS = [
+    {"p": np.array([[0.1, 1 / 3, 2.0], [1e-7, 3e38, -0.0]], np.float32),
+     "c": np.array([b"Gentoo", b""], object), "i": np.array([2, -2**63], np.int64)},
+    {"x": np.array([[0.5]], np.float64), "ok": np.array([True]), "u": np.array([2**64 - 1], np.uint64)},
+    {"empty": np.zeros((3, 0), np.float32), "n": np.array([1, 2, 3], np.int8)},
+    {"s": np.array(['a","b', 'q"', "back\\", "é\u2028", "\x00", '","'], object),
+     "t": np.array([b"\xff\xfe", b'","', b"%s", b"%", b"x", b"y"], object),
+     "%b name\"": np.arange(6, dtype=np.int32)},
+]
+
+
+@pytest.mark.parametrize("outputs", ROW_OUTPUTS)
+def test_a_row_answer_cut_from_whole_columns_is_byte_for_byte_the_general_one(outputs):
+    body = vectorised.row_answer(outputs)
+    assert body is not None
+    assert body == general_row_answer(outputs)
+    assert json.loads(body) == json.loads(codec.dumps(codec.encode_outputs(outputs, codec.ROW)))
+
+
+@pytest.mark.parametrize("outputs", [
+    {"p": np.array([[np.nan], [1.0]], np.float32), "c": np.array([1, 2])},  # NaN: token path
+    {"h": np.array([0.5, 1.0], np.float16), "c": np.array([1, 2])},
+    {"s_bytes": np.array([b"a", b"b"], object), "c": np.array([1, 2])},  # base64 objects
+    {"cube": np.zeros((2, 1, 1), np.float32), "c": np.array([1, 2])},
+    {"a": np.array([1, 2]), "b": np.array([1, 2, 3])},  # inconsistent batch: the error's path
+    {"a": np.array(1.0, np.float32), "b": np.array([1])},
+    {"s2d": np.array([[b"a"], [b"b"]], object), "c": np.array([1, 2])},
+])
+def test_row_answer_leaves_what_it_does_not_cover_to_the_general_path(outputs):
+    assert vectorised.row_answer(outputs) is None
 
 
 def test_non_finite_or_half_floats_take_the_token_writing_path():
