@@ -38,3 +38,27 @@ def prepare(function, input_names):
         return call_preflattened([tensors[name] for name in names] + function.captured_inputs)
 
     return call
+
+
+def tensor_maker():
+    """Return make(numpy array, DataType enum) -> EagerTensor: what tf.constant does for an
+    array in eager mode, without its wrappers and its defensive copy (the server builds each
+    input array for the call and never writes to it after). tf.constant where the private
+    class is missing."""
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.eager import context
+        from tensorflow.python.framework import ops
+
+        eager_tensor = ops.EagerTensor
+        ctx = context.context()
+        ctx.ensure_initialized()
+        ctx.device_name  # noqa: B018 - the attribute must exist before it is relied on
+    except (ImportError, AttributeError):
+        return lambda array, dtype_enum: tf.constant(array, dtype=tf.dtypes.as_dtype(dtype_enum))
+
+    def make(array, dtype_enum):
+        return eager_tensor(array, ctx.device_name, dtype_enum)
+
+    return make

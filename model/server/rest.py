@@ -58,10 +58,11 @@ class RestApi:
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [body]
         started = time.perf_counter()
+        match = PREDICTION_PATH.fullmatch(path) if method == "POST" else None
         try:
             if not API_PREFIX.fullmatch(path):
                 raise NotFound(f"Not found: {method} {path}")
-            status, document = self._dispatch(environ, method, path)
+            status, document = self._dispatch(environ, method, path, match)
             error_code = "OK"
         except ServingError as error:
             status, document, error_code = error.http_status, {"error": error.message}, error.code
@@ -69,7 +70,6 @@ class RestApi:
             log.exception("Unexpected error answering %s %s", method, path)
             error = Internal("Internal error; see the model server's log")
             status, document, error_code = error.http_status, {"error": error.message}, error.code
-        match = PREDICTION_PATH.fullmatch(path) if method == "POST" else None
         if match:  # TF Serving's request metrics cover the prediction APIs only
             latency_us = (time.perf_counter() - started) * 1e6
             self.metrics.record(match.group(1), match.group(4), error_code, latency_us)
@@ -79,10 +79,10 @@ class RestApi:
                         ("Content-Length", str(len(body)))])
         return [body]
 
-    def _dispatch(self, environ, method, path):
-        """Return (HTTP status, response object or its JSON bytes)."""
-        match = PREDICTION_PATH.fullmatch(path)
-        if method == "POST" and match:
+    def _dispatch(self, environ, method, path, match):
+        """Return (HTTP status, response object or its JSON bytes); `match` is the path's
+        PREDICTION_PATH match for a POST (else None)."""
+        if match:
             name, version_text, label, verb = match.groups()
             version = _version(version_text)
             body = _read_body(environ)

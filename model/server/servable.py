@@ -69,6 +69,7 @@ class Servable:
                               for key, sig in self.signature_defs.items()}
         self._flat_calls = {key: flat_call.prepare(function, self._input_dtypes.get(key, {}))
                             for key, function in self._functions.items()}
+        self._tensor = flat_call.tensor_maker()
 
     def signature(self, signature_name):
         """Return the SignatureDef key for `signature_name` ('' means serving_default)."""
@@ -95,7 +96,8 @@ class Servable:
                 f"len({{{sent}}}) != len({{{wanted}}}). Sent extra: "
                 f"{{{','.join(sorted(set(inputs) - expected))}}}. Missing but required: "
                 f"{{{','.join(sorted(expected - set(inputs)))}}}.")
-        tensors = {name: tf.constant(array, dtype=dtypes[name]) for name, array in inputs.items()}
+        make = self._tensor
+        tensors = {name: make(array, dtypes[name].as_datatype_enum) for name, array in inputs.items()}
         flat = self._flat_calls.get(signature_key)
         started = time.perf_counter()
         try:

@@ -55,3 +55,17 @@ def test_a_function_without_the_private_attributes_keeps_the_public_call():
         return tensors
 
     assert flat_call.prepare(plain, {"x": None}) is None
+
+
+@pytest.mark.parametrize("array", [np.array([1.5, -2.0], np.float32), np.arange(6, dtype=np.int64).reshape(2, 3),
+                                   np.array([b"ab", b"", "\u00e9".encode()], dtype=object),
+                                   np.array([[True], [False]]), np.array([0.25, 1e300])])
+def test_a_made_tensor_is_what_tf_constant_makes(servable, array):
+    import tensorflow as tf
+
+    expected = tf.constant(array)
+    made = flat_call.tensor_maker()(array, expected.dtype.as_datatype_enum)
+    assert made.dtype == expected.dtype and made.shape == expected.shape
+    assert np.array_equal(made.numpy(), expected.numpy())
+    as_float32 = flat_call.tensor_maker()(np.array([0.5, 2.0]), tf.float32.as_datatype_enum)
+    assert as_float32.dtype == tf.float32 and as_float32.numpy().tolist() == [0.5, 2.0]
