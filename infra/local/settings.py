@@ -20,10 +20,10 @@ DEFAULTS = {
     # The API's own setting, passed to it: the unload grace of the reconciler derives from it.
     "TFSHIP_API_ROLLOUT_CACHE_TTL_S": "2",
     # TensorFlow's intra- and inter-op threads in the model server
-    # (--tensorflow_session_parallelism). Every local process shares the machine's cores: one
-    # thread per pool keeps a small model's call from waking threads that then wait for a core.
-    # 0 lets TensorFlow size the pools from the cores.
-    "TFSHIP_MODEL_SERVER_TF_THREADS": "1",
+    # (--tensorflow_session_parallelism); 0, TF Serving's default, sizes both pools from the
+    # cores. One thread per pool measured the same as 0 in the bench on 2 shared cores (see
+    # loadtests/bench/optimisations.yaml); set it where the server gets fewer cores than it sees.
+    "TFSHIP_MODEL_SERVER_TF_THREADS": "0",
 }
 
 
@@ -40,7 +40,7 @@ class LocalSettings:
     model_config_poll_seconds: int
     reconcile_interval_seconds: float
     rollout_cache_ttl_seconds: float
-    model_server_tf_threads: int = 1
+    model_server_tf_threads: int = 0
 
     @classmethod
     def from_env(cls, environ=None):

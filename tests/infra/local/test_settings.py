@@ -10,16 +10,16 @@ def test_defaults_are_the_local_stack_and_tf_servings():
     assert settings.reconcile_interval_seconds == 1.0
     assert settings.rollout_cache_ttl_seconds == 2.0
     assert settings.state_dir == Path(".tfship").absolute()
-    assert settings.model_server_tf_threads == 1
+    assert settings.model_server_tf_threads == 0  # TF Serving's default: TensorFlow sizes the pools
 
 
 def test_the_environment_overrides_and_unknown_variables_are_ignored():
     settings = LocalSettings.from_env({
         "TFSHIP_RECONCILE_INTERVAL_SECONDS": "0.3", "TFSHIP_API_ROLLOUT_CACHE_TTL_S": "1",
         "TFSHIP_MODEL_CONFIG_POLL_SECONDS": "1", "TFSHIP_STATE_DIR": "/tmp/x", "OTHER": "y",
-        "TFSHIP_MODEL_SERVER_TF_THREADS": "0"})
+        "TFSHIP_MODEL_SERVER_TF_THREADS": "1"})
     assert settings.reconcile_interval_seconds == 0.3
-    assert settings.model_server_tf_threads == 0
+    assert settings.model_server_tf_threads == 1
     assert settings.state_dir == Path("/tmp/x")
     assert settings.key_file("reader") == Path("/tmp/x/reader.key")
 
