@@ -16,6 +16,8 @@ def parse_args(argv, prog="python -m loadtests.bench"):
     parser.add_argument("--registry-models", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of results.json")
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="whole runs; each target's verdict is then the median of the runs' figures")
     parser.add_argument("--only", default=",".join(runner.SECTIONS),
                         help=f"comma-separated sections: {','.join(runner.SECTIONS)}")
     args = parser.parse_args(argv)
@@ -25,6 +27,8 @@ def parse_args(argv, prog="python -m loadtests.bench"):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if args.seconds < 1 or args.registry_models < 3000:
         parser.error("--seconds must be at least 1 and --registry-models at least 3000")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return args
 
 
@@ -35,7 +39,12 @@ def main(argv=None, prog="python -m loadtests.bench"):
     except wrk.WrkError as error:
         print(f"[bench] {error}", file=sys.stderr)
         return 2
-    results = runner.run(args.models_dir.absolute(), args.seconds, args.registry_models, args.sections)
+    repeats = []
+    for number in range(1, args.repeat + 1):
+        if args.repeat > 1:
+            print(f"[bench] run {number} of {args.repeat}", file=sys.stderr, flush=True)
+        repeats.append(runner.run(args.models_dir.absolute(), args.seconds, args.registry_models, args.sections))
+    results = repeats[0] if len(repeats) == 1 else runner.combine(repeats)
     report.write_json(results, args.out / "results.json")
     args.markdown.write_text(report.markdown(results))
     print(report.table(results))

@@ -1,7 +1,9 @@
 """Run every benchmark once, side by side on this machine, and gather the results."""
+import copy
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,6 +130,26 @@ def finish(results):
     results["load_average_at_end"] = machine.load_average()
     results["cpu_probe_at_end"] = machine.cpu_probe()
     return results
+
+
+def combine(repeats):
+    """One result from several whole runs: each target's figure is the median of the runs' own
+    (a run that did not measure it left out) and its verdict follows that median. The figures and
+    tables of the sections are the last run's, so each section's text stays one run's arithmetic;
+    each run's target figures stay under "repeats"."""
+    combined = copy.deepcopy(repeats[-1])
+    medians = {}
+    for target in targets.TARGETS:
+        values = [r["figures"][target.key] for r in repeats
+                  if isinstance(r["figures"].get(target.key), (int, float))]
+        medians[target.key] = round(statistics.median(values), 3) if values else None
+    combined["verdicts"] = [{"key": t.key, "figure": t.figure, "target": t.text, "value": value,
+                             "verdict": verdict} for t, value, verdict in targets.verdicts(medians)]
+    combined["repeats"] = [{"figures": {v["key"]: v["value"] for v in r["verdicts"]},
+                            "cpu_probe": [r["machine"].get("cpu_probe_at_start"), r.get("cpu_probe_at_end")],
+                            "date": r["machine"]["date"], "duration_s": r["duration_s"]} for r in repeats]
+    combined["duration_s"] = round(sum(r["duration_s"] for r in repeats), 1)
+    return combined
 
 
 def registry(root, models, seconds, out):

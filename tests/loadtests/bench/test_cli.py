@@ -9,6 +9,7 @@ def test_defaults_run_every_section_for_five_seconds_each():
     assert args.sections == runner.SECTIONS
     assert args.seconds == 5.0 and args.registry_models == 100_000
     assert str(args.out / "results.json") == "build/bench/results.json"
+    assert args.repeat == 1
 
 
 def test_only_picks_sections():
@@ -19,6 +20,7 @@ def test_only_picks_sections():
     (["--only", "gateway,bogus"], "unknown sections: bogus"),
     (["--seconds", "0.5"], "--seconds must be at least 1"),
     (["--registry-models", "10"], "--registry-models at least 3000"),
+    (["--repeat", "0"], "--repeat must be at least 1"),
 ])
 def test_bad_options_are_refused_with_a_message(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:

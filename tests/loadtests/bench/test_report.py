@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from loadtests.bench import gateway, model_server, report, runner
+from loadtests.bench import gateway, model_server, report, runner, targets
 
 
 def run(connections, requests, rps, p50, p99, cpu_ms, rows=1):
@@ -109,3 +109,30 @@ def test_markdown_shows_machine_verdicts_sections_and_the_ceiling_arithmetic(res
     assert "| postgres | PostgreSQL 15 is not installed |" in text
     assert "## What each change bought" in text and "### The model server" in text
     assert "| sqlite | 3,334 | 900 | 5 | 8 | 4 | — | 0.5 | 0.7 | 0.9 | 2.5 | 3.5 |" in text
+
+
+def test_repeated_runs_combine_into_medians_with_every_run_shown(results):
+    import copy
+
+    runs = []
+    for ratio, p50, probe in ((0.6, 0.9, 1.9), (0.7, 1.4, 1.3), (0.66, 1.1, 2.0)):
+        one = copy.deepcopy(results)
+        one["figures"]["gateway_throughput_ratio_c8"], one["figures"]["gateway_extra_p50_ms"] = ratio, p50
+        one["figures"]["registry_sqlite_p99_ms"] = None if ratio == 0.7 else 8.0  # a run that did not measure it
+        one["machine"]["cpu_probe_at_start"] = {"one_core_ms": 60.0, "parallel_speedup": probe}
+        one["verdicts"] = [{"key": t.key, "figure": t.figure, "target": t.text, "value": value, "verdict": verdict}
+                           for t, value, verdict in targets.verdicts(one["figures"])]
+        runs.append(one)
+    combined = runner.combine(runs)
+    verdicts = {row["key"]: (row["value"], row["verdict"]) for row in combined["verdicts"]}
+    assert verdicts["gateway_throughput_ratio_c8"] == (0.66, "met")  # median of 0.6, 0.7, 0.66
+    assert verdicts["gateway_extra_p50_ms"] == (1.1, "not met")
+    assert verdicts["registry_sqlite_p99_ms"] == (8.0, "met")  # the runs that measured it
+    assert combined["duration_s"] == round(sum(r["duration_s"] for r in runs), 1)
+    assert [r["figures"]["gateway_throughput_ratio_c8"] for r in combined["repeats"]] == [0.6, 0.7, 0.66]
+    assert runs[0]["figures"]["gateway_throughput_ratio_c8"] == 0.6  # the runs are left as they were
+    text = report.markdown(combined)
+    assert "median of 3 whole runs" in text
+    assert "| Gateway throughput vs direct at c=8 | 0.6 | 0.7 | 0.66 | 0.66 |" in text
+    assert "run 2: 1.3x" in text
+    assert "| Gateway throughput vs direct at c=8 | 0.66 | ≥ 0.65× | met |" in text
