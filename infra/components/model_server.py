@@ -98,7 +98,9 @@ class ModelServer(pulumi.ComponentResource):
                  "--model_config_file_poll_wait_seconds=10",
                  "--file_system_poll_wait_seconds=30",
                  f"--monitoring_config_file={CONFIG_DIR}/serving/monitoring.config",
-                 "--enable_model_warmup=true"]
+                 "--enable_model_warmup=true",
+                 # TensorFlow's pools sized to the CPU the pod requests, not the node's cores.
+                 f"--tensorflow_session_parallelism={tfserving_config.session_parallelism(args.cpu_request)}"]
         if args.batching:
             flags += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_DIR}/serving/batching.config"]
         credentials_env = [{"name": "AWS_SHARED_CREDENTIALS_FILE",

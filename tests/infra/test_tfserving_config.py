@@ -7,6 +7,19 @@ import pytest
 
 from infra import tfserving_config
 
+
+
+@pytest.mark.parametrize("quantity, threads", [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("2.5", 3), ("100m", 1)])
+def test_tensorflow_threads_are_the_requested_cores_rounded_up(quantity, threads):
+    assert tfserving_config.session_parallelism(quantity) == threads
+
+
+@pytest.mark.parametrize("quantity", ["", "two", "0", "-1", "0m", "nan"])
+def test_a_cpu_request_that_is_no_positive_quantity_is_refused(quantity):
+    with pytest.raises(ValueError, match="CPU"):
+        tfserving_config.session_parallelism(quantity)
+
+
 config = pytest.importorskip("model.server.config", reason="TF Serving's messages live in .venv")
 protos = pytest.importorskip("model.server.protos", reason="TF Serving's messages live in .venv")
 

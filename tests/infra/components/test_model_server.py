@@ -31,3 +31,10 @@ def test_volume_source_fetches_before_serving_and_keeps_syncing(objects, stack):
     server = spec["containers"][0]
     assert {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/var/run/secrets/tfship/object-store/credentials"} in server["env"]
     assert any(m["mountPath"] == model_server.MODELS_DIR and m["readOnly"] for m in server["volumeMounts"])
+
+
+@pytest.mark.parametrize("stack, threads", [("dev", 1), ("prod", 2)])  # 500m and "2" requested
+def test_tensorflow_threads_follow_the_cpu_request_not_the_nodes_cores(objects, stack, threads):
+    deployment = next(o for o in objects[stack] if o["kind"] == "Deployment" and o["metadata"]["name"] == "model-server")
+    server = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert f"--tensorflow_session_parallelism={threads}" in server["args"]
