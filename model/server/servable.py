@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from model.server import codec, flat_call
+from model.server import codec, flat_call, typed_rows
 from model.server.errors import HTTP_STATUS, InvalidArgument, with_code
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,18 @@ class Servable:
         self._flat_calls = {key: flat_call.prepare(function, self._input_dtypes.get(key, {}))
                             for key, function in self._functions.items()}
         self._tensor = flat_call.tensor_maker()
+        default_inputs = self.input_specs.get(DEFAULT_SIGNATURE)
+        self._decode_rows = typed_rows.decoder(default_inputs) if default_inputs else None
+
+    def decode_rows(self, body):
+        """Return (signature key, inputs) of a row-format body for the default signature on
+        the typed short path (typed_rows.py), or None for the general path."""
+        if self._decode_rows is None:
+            return None
+        found = self._decode_rows(body)
+        if found is None or (found[0] or DEFAULT_SIGNATURE) != DEFAULT_SIGNATURE:
+            return None
+        return DEFAULT_SIGNATURE, found[1]
 
     def signature(self, signature_name):
         """Return the SignatureDef key for `signature_name` ('' means serving_default)."""

@@ -1,0 +1,88 @@
+"""Row-format predict bodies decoded straight into typed rows: the common request's short path.
+
+For a signature whose inputs each take one value per row (shape [-1]) of a float, integer,
+bool or string type, msgspec decodes `{"instances": [{...}, ...], "signature_name": ...}`
+into compact row structs and checks every value on the way, with TF Serving's limits as the
+types' bounds: no bools for numbers, integers a float input holds exactly, finite floats in
+range, no unknown or missing keys, no other top-level key. Whatever it refuses (a NaN token,
+a `{"b64": ...}` value, an error of any kind, a long integer) answers None, and the request
+takes the general path (codec.py), which parses it again and answers or words the error as TF
+Serving does; both give the same tensors wherever this answers at all
+(tests/model/server/test_typed_rows.py holds them to that).
+"""
+import operator
+from typing import Annotated, Union
+
+import msgspec
+import numpy as np
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
+def _number(exact_int, max_finite):
+    return Union[Annotated[int, msgspec.Meta(ge=-exact_int, le=exact_int)],
+                 Annotated[float, msgspec.Meta(ge=-max_finite, le=max_finite)]]
+
+
+# DataType name -> (the JSON value's type with TF Serving's bounds, numpy dtype).
+_TYPES = {
+    "DT_FLOAT": (_number(2**24 - 1, _FLOAT32_MAX), np.float32),
+    "DT_DOUBLE": (_number(2**53 - 1, _FLOAT64_MAX), np.float64),
+    "DT_INT32": (Annotated[int, msgspec.Meta(ge=-2**31, le=2**31 - 1)], np.int32),
+    "DT_INT64": (Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)], np.int64),
+    "DT_BOOL": (bool, np.bool_),
+    "DT_STRING": (str, object),
+}
+
+
+def decoder(specs):
+    """Return decode(body bytes) -> (signature_name, {input name: array}) or None, for a
+    signature's input `specs` ({name: codec.TensorSpec}); None when an input is not one value
+    per row of a type above (those requests always take the general path)."""
+    names = sorted(specs)
+    if not names or "b64" in specs or any(
+            specs[name].dtype not in _TYPES or specs[name].shape != (None,) for name in names):
+        return None
+    row = msgspec.defstruct("Row", [(name, _TYPES[specs[name].dtype][0]) for name in names],
+                            forbid_unknown_fields=True)
+    request = msgspec.defstruct("Request", [("instances", list[row]), ("signature_name", str, "")],
+                                forbid_unknown_fields=True)
+    decode = msgspec.json.Decoder(request).decode
+    if len(names) > 1:
+        get = operator.attrgetter(*names)  # a row's values as a tuple
+    else:
+        def get(item):
+            return (getattr(item, names[0]),)
+    groups = {}
+    for index, name in enumerate(names):
+        groups.setdefault(_TYPES[specs[name].dtype][1], []).append(index)
+
+    def decode_rows(body):
+        try:
+            found = decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if not found.instances:
+            return None
+        columns = list(zip(*map(get, found.instances)))
+        arrays = {}
+        for dtype, indexes in groups.items():
+            if dtype is object:
+                for index in indexes:
+                    array = np.empty(len(found.instances), dtype=object)
+                    try:
+                        array[:] = list(map(str.encode, columns[index]))  # UTF-8
+                    except UnicodeEncodeError:
+                        return None
+                    arrays[names[index]] = array
+                continue
+            # One block per dtype; numbers go through float64 as the general path's do.
+            block = np.array([columns[index] for index in indexes],
+                             dtype=np.float64 if dtype in (np.float32, np.float64) else dtype)
+            block = block if block.dtype == dtype else block.astype(dtype)
+            arrays.update(zip((names[index] for index in indexes), block))
+        return found.signature_name, {name: arrays[name] for name in names}
+
+    return decode_rows
+
