@@ -192,8 +192,11 @@ def float_output(array):
 def text_values(items):
     """Return string tensor elements as JSON text values: UTF-8 decoded (invalid bytes
     replaced), anything else as str()."""
-    return [item.decode("utf-8", errors="replace") if type(item) is bytes else str(item)
-            for item in items]
+    try:  # the common case, all valid UTF-8 bytes: one C-level pass
+        return list(map(bytes.decode, items))
+    except (TypeError, UnicodeDecodeError):
+        return [item.decode("utf-8", errors="replace") if type(item) is bytes else str(item)
+                for item in items]
 
 
 def row_answer(outputs):

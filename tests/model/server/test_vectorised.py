@@ -230,3 +230,9 @@ def test_non_finite_or_half_floats_take_the_token_writing_path():
     assert json.loads(half) == {"outputs": [0.1]}  # float16's own shortest text
     assert math.isinf(json.loads(codec.encode_response(
         {"y": np.array([np.inf], np.float32)}, codec.ROW))["predictions"][0])
+
+
+def test_string_outputs_are_utf8_decoded_with_invalid_bytes_replaced():
+    assert vectorised.text_values([b"Gentoo", "\u00e9t\u00e9".encode()]) == ["Gentoo", "\u00e9t\u00e9"]
+    assert vectorised.text_values([b"\xff\xfe", b"ok"]) == ["\ufffd\ufffd", "ok"]
+    assert vectorised.text_values(["s", 3, b"b"]) == ["s", "3", "b"]  # not bytes: str()
