@@ -44,16 +44,23 @@ def decoder(specs):
     if not names or "b64" in specs or any(
             specs[name].dtype not in _TYPES or specs[name].shape != (None,) for name in names):
         return None
-    row = msgspec.defstruct("Row", [(name, _TYPES[specs[name].dtype][0]) for name in names],
-                            forbid_unknown_fields=True)
-    request = msgspec.defstruct("Request", [("instances", list[row]), ("signature_name", str, "")],
-                                forbid_unknown_fields=True)
-    decode = msgspec.json.Decoder(request).decode
+    # Fields f0, f1, ... renamed to the input names: any string may name an input, not
+    # only a Python identifier.
+    fields = [f"f{index}" for index in range(len(names))]
+    try:
+        row = msgspec.defstruct("Row", [(field, _TYPES[specs[name].dtype][0])
+                                        for field, name in zip(fields, names)],
+                                rename=dict(zip(fields, names)), forbid_unknown_fields=True)
+        request = msgspec.defstruct("Request", [("instances", list[row]), ("signature_name", str, "")],
+                                    forbid_unknown_fields=True)
+        decode = msgspec.json.Decoder(request).decode
+    except (TypeError, ValueError):  # a signature msgspec cannot describe: the general path
+        return None
     if len(names) > 1:
-        get = operator.attrgetter(*names)  # a row's values as a tuple
+        get = operator.attrgetter(*fields)  # a row's values as a tuple
     else:
         def get(item):
-            return (getattr(item, names[0]),)
+            return (item.f0,)
     groups = {}
     for index, name in enumerate(names):
         groups.setdefault(_TYPES[specs[name].dtype][1], []).append(index)

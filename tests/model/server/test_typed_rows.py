@@ -78,6 +78,15 @@ def test_well_formed_rows_take_the_typed_path():
     assert arrays["s"].tolist() == [b"Dream", b"Dream"] and arrays["b"].tolist() == [True, True]
 
 
+def test_input_names_need_not_be_python_identifiers():
+    specs = {name: codec.TensorSpec("DT_FLOAT", (None,)) for name in ("input-1", "class", "__slots__", "a/b", "f0")}
+    body = json.dumps({"instances": [{name: i for i, name in enumerate(specs)}]}).encode()
+    signature, arrays = typed_rows.decoder(specs)(body)
+    expected = codec.decode_inputs(codec.predict_request(codec.parse_body(body)), specs)
+    assert arrays.keys() == expected.keys() and all(np.array_equal(arrays[k], expected[k]) for k in specs)
+    assert arrays["a/b"].tolist() == [3.0]
+
+
 def test_one_input_signatures_decode_too():
     decode = typed_rows.decoder({"x": codec.TensorSpec("DT_FLOAT", (None,))})
     assert decode(b'{"instances": [{"x": 1}, {"x": 2.5}]}')[1]["x"].tolist() == [1.0, 2.5]
