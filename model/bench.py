@@ -37,11 +37,10 @@ def measure(signature, inputs, seconds, min_calls=5):
 def run(model_dir, rows, batch_sizes, seconds, session_parallelism=0):
     import tensorflow as tf
 
-    if session_parallelism:  # as the model server's --tensorflow_session_parallelism
-        tf.config.threading.set_intra_op_parallelism_threads(session_parallelism)
-        tf.config.threading.set_inter_op_parallelism_threads(session_parallelism)
+    from model.server import flat_call, main as server_main
 
-    from model.server import flat_call
+    if session_parallelism:  # as the model server's --tensorflow_session_parallelism
+        server_main.set_tensorflow_threads(session_parallelism, session_parallelism)
 
     signature = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]

@@ -122,10 +122,15 @@ def new_results(seconds, registry_models):
             "figures": {}, "runs": {}}
 
 
+def verdict_rows(figures):
+    """Each target's row in the results: its key, figure, target text, value and verdict."""
+    return [{"key": t.key, "figure": t.figure, "target": t.text, "value": value, "verdict": verdict}
+            for t, value, verdict in targets.verdicts(figures)]
+
+
 def finish(results):
     """Add the verdicts of every target, the run time and the closing load average."""
-    results["verdicts"] = [{"key": t.key, "figure": t.figure, "target": t.text, "value": value,
-                            "verdict": verdict} for t, value, verdict in targets.verdicts(results["figures"])]
+    results["verdicts"] = verdict_rows(results["figures"])
     results["duration_s"] = round(time.monotonic() - results.pop("started"), 1)
     results["load_average_at_end"] = machine.load_average()
     results["cpu_probe_at_end"] = machine.cpu_probe()
@@ -143,8 +148,7 @@ def combine(repeats):
         values = [r["figures"][target.key] for r in repeats
                   if isinstance(r["figures"].get(target.key), (int, float))]
         medians[target.key] = round(statistics.median(values), 3) if values else None
-    combined["verdicts"] = [{"key": t.key, "figure": t.figure, "target": t.text, "value": value,
-                             "verdict": verdict} for t, value, verdict in targets.verdicts(medians)]
+    combined["verdicts"] = verdict_rows(medians)
     combined["repeats"] = [{"figures": {v["key"]: v["value"] for v in r["verdicts"]},
                             "cpu_probe": [r["machine"].get("cpu_probe_at_start"), r.get("cpu_probe_at_end")],
                             "date": r["machine"]["date"], "duration_s": r["duration_s"]} for r in repeats]

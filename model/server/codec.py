@@ -18,7 +18,7 @@ from model.server.errors import InvalidArgument
 
 ROW = "row"
 COLUMNAR = "columnar"
-BYTES_SUFFIX = "_bytes"
+BYTES_SUFFIX = vectorised.BYTES_SUFFIX
 
 # DataType enum name -> (numpy dtype, TF's DataTypeString used in error texts).
 DTYPES = {
@@ -35,11 +35,11 @@ DTYPES = {
     "DT_BOOL": (np.bool_, "bool"),
     "DT_STRING": (object, "string"),
 }
-_FLOAT_EXACT_INT = {"DT_FLOAT": 2**24 - 1, "DT_HALF": 2**24 - 1, "DT_DOUBLE": 2**53 - 1}
-_FLOAT_MAX = {"DT_FLOAT": float(np.finfo(np.float32).max),
+FLOAT_EXACT_INT = {"DT_FLOAT": 2**24 - 1, "DT_HALF": 2**24 - 1, "DT_DOUBLE": 2**53 - 1}
+FLOAT_MAX = {"DT_FLOAT": float(np.finfo(np.float32).max),
               "DT_HALF": float(np.finfo(np.float32).max),
               "DT_DOUBLE": float(np.finfo(np.float64).max)}
-_INT_RANGE = {"DT_INT8": (-2**31, 2**31 - 1), "DT_INT16": (-2**31, 2**31 - 1),
+INT_RANGE = {"DT_INT8": (-2**31, 2**31 - 1), "DT_INT16": (-2**31, 2**31 - 1),
               "DT_INT32": (-2**31, 2**31 - 1), "DT_UINT8": (-2**31, 2**31 - 1),
               "DT_INT64": (-2**63, 2**63 - 1), "DT_UINT32": (0, 2**32 - 1),
               "DT_UINT64": (0, 2**64 - 1)}
@@ -179,15 +179,15 @@ def _leaf(value, spec):
         raise _type_error(value, spec)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(value, spec)
-    if dtype in _FLOAT_EXACT_INT:
-        lossy = (abs(value) > _FLOAT_EXACT_INT[dtype] if isinstance(value, int)
-                 else np.isfinite(value) and abs(value) > _FLOAT_MAX[dtype])
+    if dtype in FLOAT_EXACT_INT:
+        lossy = (abs(value) > FLOAT_EXACT_INT[dtype] if isinstance(value, int)
+                 else np.isfinite(value) and abs(value) > FLOAT_MAX[dtype])
         if lossy:
             raise InvalidArgument(f"Cannot convert JSON value: {json_text(value)} to "
                                   f"{spec.type_name} without loss of precision.")
         return value
-    if dtype in _INT_RANGE:
-        low, high = _INT_RANGE[dtype]
+    if dtype in INT_RANGE:
+        low, high = INT_RANGE[dtype]
         if isinstance(value, float) or not low <= value <= high:
             raise _type_error(value, spec)
         return value

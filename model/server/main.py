@@ -25,11 +25,15 @@ def _quiet_tensorflow():
 def _set_tensorflow_threads(flags):
     """Size TensorFlow's thread pools from the parallelism flags, before any TF op runs."""
     threads = flags.tensorflow_threads
-    if threads is None or threads == (0, 0):
-        return
+    if threads is not None and threads != (0, 0):
+        set_tensorflow_threads(*threads)
+
+
+def set_tensorflow_threads(intra, inter):
+    """Size TensorFlow's intra- and inter-op pools (0: TensorFlow sizes that one from the
+    cores); only before the process runs its first TensorFlow op."""
     import tensorflow as tf
 
-    intra, inter = threads
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     log.info("TensorFlow threads: intra-op %s, inter-op %s", intra or "auto", inter or "auto")

@@ -64,8 +64,8 @@ class Servable:
                             for key, sig in self.signature_defs.items()}
         self.output_specs = {key: {n: _spec(info) for n, info in sig.outputs.items()}
                              for key, sig in self.signature_defs.items()}
-        self._input_dtypes = {key: {n: tf.dtypes.as_dtype(info.dtype)
-                                    for n, info in sig.inputs.items()}
+        # DataType enums (TensorInfo's own), as the inputs' tensors are made from them.
+        self._input_dtypes = {key: {n: info.dtype for n, info in sig.inputs.items()}
                               for key, sig in self.signature_defs.items()}
         self._flat_calls = {key: flat_call.prepare(function, self._input_dtypes.get(key, {}))
                             for key, function in self._functions.items()}
@@ -109,7 +109,7 @@ class Servable:
                 f"{{{','.join(sorted(set(inputs) - expected))}}}. Missing but required: "
                 f"{{{','.join(sorted(expected - set(inputs)))}}}.")
         make = self._tensor
-        tensors = {name: make(array, dtypes[name].as_datatype_enum) for name, array in inputs.items()}
+        tensors = {name: make(array, dtypes[name]) for name, array in inputs.items()}
         flat = self._flat_calls.get(signature_key)
         started = time.perf_counter()
         try:

@@ -16,24 +16,26 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
+from model.server import codec
 
 
-def _number(exact_int, max_finite):
+def _number(dtype):
+    """A float input's JSON value: an integer it holds exactly or a finite float in range."""
+    exact_int, max_finite = codec.FLOAT_EXACT_INT[dtype], codec.FLOAT_MAX[dtype]
     return Union[Annotated[int, msgspec.Meta(ge=-exact_int, le=exact_int)],
                  Annotated[float, msgspec.Meta(ge=-max_finite, le=max_finite)]]
 
 
-# DataType name -> (the JSON value's type with TF Serving's bounds, numpy dtype).
-_TYPES = {
-    "DT_FLOAT": (_number(2**24 - 1, _FLOAT32_MAX), np.float32),
-    "DT_DOUBLE": (_number(2**53 - 1, _FLOAT64_MAX), np.float64),
-    "DT_INT32": (Annotated[int, msgspec.Meta(ge=-2**31, le=2**31 - 1)], np.int32),
-    "DT_INT64": (Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)], np.int64),
-    "DT_BOOL": (bool, np.bool_),
-    "DT_STRING": (str, object),
-}
+def _integer(dtype):
+    low, high = codec.INT_RANGE[dtype]
+    return Annotated[int, msgspec.Meta(ge=low, le=high)]
+
+
+# DataType name -> (the JSON value's type, bounded by TF Serving's limits in codec.py, numpy dtype).
+_TYPES = {dtype: (value_type, codec.DTYPES[dtype][0]) for dtype, value_type in (
+    ("DT_FLOAT", _number("DT_FLOAT")), ("DT_DOUBLE", _number("DT_DOUBLE")),
+    ("DT_INT32", _integer("DT_INT32")), ("DT_INT64", _integer("DT_INT64")),
+    ("DT_BOOL", bool), ("DT_STRING", str))}
 
 
 def decoder(specs):

@@ -17,6 +17,7 @@ import orjson
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_INTEGER = b"0" * 19
 _NUMBERS = frozenset((int, float))
+BYTES_SUFFIX = "_bytes"  # an output written as {"b64": ...} objects
 
 
 def loads(body):
@@ -226,7 +227,7 @@ def row_answer(outputs):
             else:  # [[1,2],[3,4]]: nor brackets
                 cells.append(text[2:-2].split(b"],["))
                 wrap = b"[%b]"
-        elif kind in "OSU" and array.ndim == 1 and not name.endswith("_bytes"):
+        elif kind in "OSU" and array.ndim == 1 and not name.endswith(BYTES_SUFFIX):
             # ["a","b"]: inside a JSON string every quote is escaped, so '","' only
             # ever separates two elements.
             text = orjson.dumps(text_values(array.tolist()))

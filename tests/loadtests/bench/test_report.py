@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from loadtests.bench import gateway, model_server, report, runner, targets
+from loadtests.bench import gateway, model_server, report, runner
 
 
 def run(connections, requests, rps, p50, p99, cpu_ms, rows=1):
@@ -120,8 +120,7 @@ def test_repeated_runs_combine_into_medians_with_every_run_shown(results):
         one["figures"]["gateway_throughput_ratio_c8"], one["figures"]["gateway_extra_p50_ms"] = ratio, p50
         one["figures"]["registry_sqlite_p99_ms"] = None if ratio == 0.7 else 8.0  # a run that did not measure it
         one["machine"]["cpu_probe_at_start"] = {"one_core_ms": 60.0, "parallel_speedup": probe}
-        one["verdicts"] = [{"key": t.key, "figure": t.figure, "target": t.text, "value": value, "verdict": verdict}
-                           for t, value, verdict in targets.verdicts(one["figures"])]
+        one["verdicts"] = runner.verdict_rows(one["figures"])
         runs.append(one)
     combined = runner.combine(runs)
     verdicts = {row["key"]: (row["value"], row["verdict"]) for row in combined["verdicts"]}
