@@ -8,6 +8,7 @@ from model.training import TrainingConfig
 
 EXIT_GATE_REFUSED = 3
 EXIT_REGISTRATION_FAILED = 4
+EXIT_NOT_SERVABLE = 5
 
 
 def parser():
@@ -37,7 +38,7 @@ def parser():
 
 def run(command, argv):
     args = parser().parse_args(argv)
-    from model import gate, pipeline, registration
+    from model import gate, pipeline, registration, serving_check
 
     config = TrainingConfig(epochs=args.epochs, seed=args.seed, learning_rate=args.learning_rate)
     gate_config = GateConfig(min_accuracy=args.min_accuracy, max_regression=args.max_regression)
@@ -50,6 +51,10 @@ def run(command, argv):
         print(f"[train] quality gate refused the new {args.model_name} version: {refused}",
               file=sys.stderr, flush=True)
         return EXIT_GATE_REFUSED
+    except serving_check.ServingCheckError as error:
+        print(f"[train] the new {args.model_name} version was not exported: {error}",
+              file=sys.stderr, flush=True)
+        return EXIT_NOT_SERVABLE
     except registration.RegistrationError as error:
         print(f"[train] {error}", file=sys.stderr, flush=True)
         return EXIT_REGISTRATION_FAILED

@@ -1,9 +1,11 @@
 """Export a trained model as the next TF Serving version, atomically and only past the gate.
 
 The SavedModel, its warmup records and its metadata are written into a hidden temporary
-directory beside the versions (TF Serving ignores names that are not integers). The next version
-number is taken under a lock, the quality gate runs, and only then is the directory renamed into
-place. A refused or failed export leaves nothing where a server looks.
+directory beside the versions (TF Serving ignores names that are not integers). The export is
+loaded as TF Serving loads it and must answer its warmup requests as it does here
+(serving_check.py). The next version number is taken under a lock, the quality gate runs, and
+only then is the directory renamed into place. A refused or failed export leaves nothing where
+a server looks.
 """
 import datetime
 import fcntl
@@ -14,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from model import gate
+from model import gate, serving_check
 from model.versions import metadata_path, version_dirs, warmup_path
 
 WARMUP_BATCH_SIZES = (1, 8, 32)
@@ -63,6 +65,7 @@ def export(module, model_dir, metadata, warmup_rows, gate_config, stable_version
         module.save(staging)
         write_warmup_records(warmup_path(staging), metadata["model_name"],
                              metadata["input_schema"]["signature_name"], warmup_rows)
+        serving_check.check(staging)
         with _locked(model_dir):
             versions = version_dirs(model_dir)
             version = max(versions, default=0) + 1

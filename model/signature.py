@@ -22,6 +22,10 @@ class ServingModule(tf.Module):
         self.network = network
         self.class_names = tf.constant(CLASSES)
         self.serve = tf.function(self._serve, input_signature=[input_specs()])
+        # The tf.Variables the signature reads, tracked by this module itself, so the
+        # SavedModel's saver restores them too: TF Serving restores through the saver, and a
+        # Keras 3 network's variables reach only the object graph (keras-team/keras#20096).
+        self.serving_variables = list(self.serve.get_concrete_function().variables)
 
     def _serve(self, features):
         probabilities = self.network(self.preprocessor(features), training=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import dataset, export, gate, pipeline
+from model import dataset, export, gate, pipeline, serving_check
 from model.features import CLASSES, FEATURES
 from model.training import TrainingConfig, as_tensors
 from model.versions import metadata_path, version_dirs, warmup_path
@@ -114,4 +114,62 @@ def test_train_command_exits_non_zero_with_a_clear_message(tmp_path):
          "--epochs", "0"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 3, result.stderr
     assert "quality gate refused the new penguins version: validation accuracy" in result.stderr
+    assert not version_dirs(tmp_path / "penguins")
+
+
+def _served_as_tf_serving_serves(path, columns):
+    """The default signature's answer with the export loaded as TF Serving loads it: the
+    MetaGraph in a Session, variables through its saver, then the signature by tensor names."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], str(path))
+        signature = meta_graph.signature_def["serving_default"]
+        feeds = {signature.inputs[name].name: values for name, values in columns.items()}
+        return session.run({key: info.name for key, info in signature.outputs.items()}, feeds)
+
+
+def test_every_version_answers_when_loaded_as_tf_serving_loads_it(trained_models):
+    _, results = trained_models
+    validation = dataset.split(dataset.read_rows(), 0.2, 1)[1]
+    columns = {f.name: np.array(validation.columns[f.name], dtype=np.float32 if f.kind == "numeric" else object)
+               for f in FEATURES}
+    for result in results:
+        served = _served_as_tf_serving_serves(result.path, columns)
+        loaded = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+        expected = loaded(**as_tensors(validation))
+        np.testing.assert_allclose(served["probabilities"], expected["probabilities"].numpy(), rtol=1e-5, atol=1e-6)
+        assert served["class_id"].tolist() == expected["class_id"].numpy().tolist()
+        assert served["class_name"].tolist() == expected["class_name"].numpy().tolist()
+
+
+def test_an_export_tf_serving_could_not_serve_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+    """Without the module tracking its network's variables itself, the SavedModel's saver
+    misses them (keras-team/keras#20096): TF Serving would fail every request, so no version."""
+    from model.signature import ServingModule
+
+    original_save = ServingModule.save
+
+    def save_untracked(self, path):
+        del self.serving_variables
+        original_save(self, path)
+
+    monkeypatch.setattr(ServingModule, "save", save_untracked)
+    with pytest.raises(serving_check.ServingCheckError, match="Could not find variable"):
+        pipeline.run(tmp_path, config=TrainingConfig(epochs=2), progress=lambda _: None,
+                     gate_config=gate.GateConfig(min_accuracy=0.0))
+    assert list((tmp_path / "penguins").iterdir()) == []  # no version, no staging directory
+
+
+def test_train_command_exits_5_naming_why_tf_serving_could_not_serve_it(tmp_path, monkeypatch, capsys):
+    from model import cli
+    from model.signature import ServingModule
+
+    original_save = ServingModule.save
+    monkeypatch.setattr(ServingModule, "save", lambda self, path: (delattr(self, "serving_variables"),
+                                                                     original_save(self, path)))
+    status = cli.run("train", ["--models-dir", str(tmp_path), "--epochs", "2", "--min-accuracy", "0"])
+    assert status == cli.EXIT_NOT_SERVABLE == 5
+    error = capsys.readouterr().err
+    assert "the new penguins version was not exported" in error
+    assert "Could not find variable" in error and "Traceback" not in error
     assert not version_dirs(tmp_path / "penguins")
