@@ -38,3 +38,16 @@ def shared_core_ceiling(cores, via_costs_ms, direct_costs_ms):
     if not via or not direct:
         return None, None, None
     return direct / via, 1000.0 * cores / via, 1000.0 * cores / direct
+
+
+def cores_busy(costs_ms, rps):
+    """How many cores a path kept busy: the CPU its requests cost times its rate."""
+    return sum(costs_ms) * rps / 1000.0
+
+
+def gateway_cpu_budget(cores, target_ratio, direct_rps, other_costs_ms):
+    """The most CPU per request (ms) the gateway may spend for the path through it to serve
+    target_ratio x direct_rps with the cores saturated, the other processes' costs as measured."""
+    if not target_ratio or not direct_rps:
+        return None
+    return 1000.0 * cores / (target_ratio * direct_rps) - sum(other_costs_ms)

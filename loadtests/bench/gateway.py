@@ -1,7 +1,7 @@
 """Gateway cost: the API in front of the model server against the model server directly."""
 import os
 
-from loadtests.bench import arithmetic, measure, servers
+from loadtests.bench import arithmetic, measure, servers, targets
 from loadtests.bench.stack import MODEL
 
 
@@ -45,6 +45,10 @@ def figures(runs, cores=None):
     direct_costs = [d8["cpu_ms_per_request"][k] for k in ("wrk", "model_server")]
     ceiling, via_ceiling_rps, direct_ceiling_rps = arithmetic.shared_core_ceiling(
         cores, via_costs, direct_costs)
+    target = targets.by_key("gateway_throughput_ratio_c8").limit
+    budget = arithmetic.gateway_cpu_budget(cores, target, d8["rps"], [via_costs[0], via_costs[2]])
+    budget_at_ceiling = arithmetic.gateway_cpu_budget(cores, target, direct_ceiling_rps,
+                                                      [via_costs[0], via_costs[2]])
     return {
         "gateway_extra_p50_ms": round(arithmetic.extra_ms(a1["p50_ms"], d1["p50_ms"]), 3),
         "gateway_extra_p99_ms": round(arithmetic.extra_ms(a1["p99_ms"], d1["p99_ms"]), 3),
@@ -53,6 +57,15 @@ def figures(runs, cores=None):
         "gateway_throughput_ceiling_c8": None if ceiling is None else round(ceiling, 3),
         "gateway_ceiling_rps_via": None if via_ceiling_rps is None else round(via_ceiling_rps),
         "gateway_ceiling_rps_direct": None if direct_ceiling_rps is None else round(direct_ceiling_rps),
+        # The direct run need not saturate the cores (one model-server process runs Python on
+        # one core at a time): the ratio as measured is bounded by the API path's ceiling
+        # over the direct rate measured, and the API's CPU budget follows from that rate.
+        "gateway_direct_cores_busy_c8": round(arithmetic.cores_busy(direct_costs, d8["rps"]), 2),
+        "gateway_throughput_ceiling_measured_direct_c8": None if via_ceiling_rps is None else round(
+            arithmetic.ratio(via_ceiling_rps, d8["rps"]), 3),
+        "gateway_api_cpu_budget_ms_c8": None if budget is None else round(budget, 3),
+        "gateway_api_cpu_budget_at_direct_ceiling_ms_c8": None if budget_at_ceiling is None else round(
+            budget_at_ceiling, 3),
         "gateway_cost_breakdown_ms_c8": {"via": dict(zip(("wrk", "api", "model_server"), via_costs)),
                                          "direct": dict(zip(("wrk", "model_server"), direct_costs))},
     }

@@ -45,3 +45,8 @@ TARGETS = (
 def verdicts(figures):
     """[(target, value, verdict)] for every target, in the issue's order."""
     return [(t, figures.get(t.key), t.verdict(figures.get(t.key))) for t in TARGETS]
+
+
+def by_key(key):
+    """The target of figure `key`."""
+    return next(t for t in TARGETS if t.key == key)

@@ -32,3 +32,10 @@ def test_shared_core_ceiling():
     assert ceiling == pytest.approx(0.5)
     assert via_rps == pytest.approx(1000) and direct_rps == pytest.approx(2000)
     assert arithmetic.shared_core_ceiling(2, [0, 0], [1]) == (None, None, None)
+
+
+def test_cores_busy_and_gateway_cpu_budget():
+    assert arithmetic.cores_busy([0.1, 0.9], 1500) == pytest.approx(1.5)
+    # 0.5 x 1000 req/s = 500 req/s on 2 cores: 4 ms per request, less 0.1 + 0.9 for the others.
+    assert arithmetic.gateway_cpu_budget(2, 0.5, 1000, [0.1, 0.9]) == pytest.approx(3.0)
+    assert arithmetic.gateway_cpu_budget(2, 0.5, 0, [0.1]) is None

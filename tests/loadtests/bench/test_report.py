@@ -37,6 +37,24 @@ def test_gateway_figures():
     # Costs at c=8: via 0.05 + 1.0 + 0.95 = 2.0 ms, direct 1.0 ms -> at most 1000 vs 2000 req/s on 2 cores.
     assert figures["gateway_throughput_ceiling_c8"] == pytest.approx(0.5)
     assert (figures["gateway_ceiling_rps_via"], figures["gateway_ceiling_rps_direct"]) == (1000, 2000)
+    # The direct run served 2000 req/s at 0.05 + 0.95 ms: 2 cores busy. Against it the API path's
+    # 1000 req/s is a ratio of at most 0.5; 0.65 x 2000 = 1300 req/s on 2 cores leaves
+    # 2000 / 1300 - 0.05 - 0.95 = 0.538 ms of API CPU per request.
+    assert figures["gateway_direct_cores_busy_c8"] == pytest.approx(2.0)
+    assert figures["gateway_throughput_ceiling_measured_direct_c8"] == pytest.approx(0.5)
+    assert figures["gateway_api_cpu_budget_ms_c8"] == pytest.approx(2000 / 1300 - 1.0, abs=1e-3)
+    assert figures["gateway_api_cpu_budget_at_direct_ceiling_ms_c8"] == pytest.approx(0.538, abs=1e-3)
+
+
+def test_gateway_ceiling_against_a_direct_run_that_left_cores_idle():
+    """A direct run held to 1.2 of 2 cores (one process's GIL): the API path may use the rest."""
+    runs = dict(GATEWAY, direct_c8=run(8, 1200, 1200, 6.0, 9.0, {"wrk": 0.05, "api": 0.0, "model_server": 0.95}))
+    figures = gateway.figures(runs, cores=2)
+    assert figures["gateway_direct_cores_busy_c8"] == pytest.approx(1.2)
+    assert figures["gateway_throughput_ceiling_c8"] == pytest.approx(0.5)  # both paths at their CPU ceilings
+    assert figures["gateway_throughput_ceiling_measured_direct_c8"] == pytest.approx(1000 / 1200, abs=1e-3)
+    # 0.65 x 1200 = 780 req/s on 2 cores: 2000 / 780 - 1.0 = 1.564 ms for the API.
+    assert figures["gateway_api_cpu_budget_ms_c8"] == pytest.approx(2000 / 780 - 1.0, abs=1e-3)
 
 
 def test_batching_figures():
