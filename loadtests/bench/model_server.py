@@ -10,7 +10,10 @@ from loadtests.bench import arithmetic, measure, servers
 
 BATCH_SIZES = (1, 32, 128)
 ROUNDS = 3  # the two sides of a figure alternate, as the gateway's do
-IN_PROCESS_SECONDS = 2.0
+# The efficiency section pairs each in-process measurement with its HTTP run seconds apart, in
+# more and shorter rounds: the machine's speed drifts within a run (see measure_efficiency).
+EFFICIENCY_ROUNDS = 5
+IN_PROCESS_SECONDS = 0.4
 # Batch-1 requests at c=32 are what batching is for: up to 32 rows per signature call; a zero
 # timeout closes a batch with whatever queued while the previous one ran (no added latency).
 # Two batch threads. One measured 1.36x on/off in a helper's run but 0.85x in the quiet bench
@@ -19,72 +22,104 @@ BATCHING_PARAMETERS = ("max_batch_size { value: 32 }\nbatch_timeout_micros { val
                        "max_enqueued_batches { value: 64 }\nnum_batch_threads { value: 2 }\n")
 
 
-def in_process(version_dir, rows_file, batch_sizes, seconds, tf_threads=0, timeout=300):
-    """rows/s of the SavedModel's signature called in one process (python -m model.bench), with
-    the model server's TensorFlow threads (--tensorflow_session_parallelism)."""
-    done = subprocess.run([sys.executable, "-m", "model.bench", "--model-dir", str(version_dir),
-                           "--rows-file", str(rows_file),
-                           "--batch-sizes", ",".join(map(str, batch_sizes)),
-                           "--seconds", str(seconds), "--tensorflow-session-parallelism", str(tf_threads)],
-                          capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"model.bench failed: {done.stderr.strip()[-1500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class InProcess:
+    """`python -m model.bench --serve`: the SavedModel's signature loaded once in a process of its
+    own, with the model server's TensorFlow threads (--tensorflow_session_parallelism), measured
+    on request: measure(batch size, seconds) -> rows/s, median call, calls (and flat_call)."""
 
+    def __init__(self, version_dir, rows_file, log_path, tf_threads=0):
+        self.log_path = log_path
+        with open(log_path, "ab") as log:  # TensorFlow's lines: a file, never a pipe nobody reads
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "model.bench", "--serve", "--model-dir", str(version_dir),
+                 "--rows-file", str(rows_file), "--tensorflow-session-parallelism", str(tf_threads)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.tensorflow_threads = self._answer()["tensorflow_threads"]
 
-def efficiency(predict_url, pid, bodies, baseline, seconds):
-    """rows/s over HTTP (c=1) at each batch size, and its ratio to the in-process rows/s."""
-    runs, ratios = {}, {}
-    idle = measure.idle_rates({"model_server": pid}, 0.5)
-    for size, body in bodies.items():
-        answer = servers.post_json(predict_url, body)
-        runs[f"batch_{size}"] = run = measure.run(predict_url, seconds=seconds, pids={"model_server": pid},
-                                                  rows=size, method="POST", body=body, idle=idle)
-        run["stdlib_json_ms"] = stdlib_json_ms(body, answer)
-        in_process_rows = baseline["rows_per_s"][str(size)]
-        ratios[str(size)] = round(arithmetic.ratio(run["rows_per_s"], in_process_rows), 3)
-    return runs, ratios
+    def measure(self, batch_size, seconds):
+        self.process.stdin.write(json.dumps({"batch_size": batch_size, "seconds": seconds}) + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def _answer(self):
+        line = self.process.stdout.readline()
+        found = json.loads(line) if line.strip() else None
+        if not found or "error" in found:
+            self.close()
+            detail = found["error"] if found else f"it exited; see {self.log_path}"
+            raise RuntimeError(f"model.bench --serve failed: {detail}")
+        return found
+
+    def close(self):
+        try:
+            self.process.stdin.close()  # its loop ends with its input
+        except BrokenPipeError:  # it had exited
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def measure_efficiency(predict_url, pid, version_dir, rows, seconds, scratch, batch_sizes=BATCH_SIZES,
-                       rounds=ROUNDS, tf_threads=0):
-    """The efficiency section: the in-process baseline, then HTTP, in alternating rounds; returns
-    (baseline, runs, ratios).
+                       rounds=EFFICIENCY_ROUNDS, tf_threads=0):
+    """The efficiency section: rows/s over HTTP (wrk, c=1) at each batch size against the same
+    rows in process; returns (baseline, runs, ratios).
 
-    Each round measures both sides; a batch size's ratio is the median of its rounds' ratios.
-    Measured once each, one side after the other, a change of the machine's speed within the
-    run decided the figure: in one quiet run the in-process side ran at 458k rows/s and, half a
-    minute later, the HTTP side at 120k while a pure-CPU JSON timing took 1.7x longer (0.26x,
-    against 0.38-0.39x in the runs around it).
+    In each of `rounds` rounds every batch size is measured in process (one process keeps the
+    model loaded) and right after over HTTP, and that pair gives the round's ratio; a batch
+    size's ratio is the median of its rounds'. Measured once each, one side after the other, a
+    change of the machine's speed within the run decided the figure: in one quiet run the
+    in-process side ran at 458k rows/s and, half a minute later, the HTTP side at 120k while a
+    pure-CPU JSON timing took 1.7x longer (0.26x, against 0.38-0.39x in the runs around it).
     """
     rows_file = scratch / "rows.json"
     rows_file.write_text(json.dumps(rows))
     bodies = {size: payloads.request_body([rows[i % len(rows)] for i in range(size)]) for size in batch_sizes}
-    # The in-process call is steady after a second or two; a longer run only costs time.
-    in_process_seconds = max(0.5, min(seconds, IN_PROCESS_SECONDS) / rounds)
-    found = []
-    for _ in range(rounds):
-        baseline = in_process(version_dir, rows_file, batch_sizes, in_process_seconds, tf_threads)
-        found.append((baseline, *efficiency(predict_url, pid, bodies, baseline, max(1.0, seconds / rounds))))
-    runs = {}
-    for name in found[0][1]:
-        runs[name] = measure.merge([round_runs[name] for _, round_runs, _ in found])
-        runs[name]["stdlib_json_ms"] = statistics.median(r[name]["stdlib_json_ms"] for _, r, _ in found)
-    ratios = {size: round(statistics.median(r[size] for _, _, r in found), 3) for size in found[0][2]}
-    return merge_baselines([b for b, _, _ in found]), runs, ratios
+    http_seconds = max(1.0, seconds / rounds)
+    idle = measure.idle_rates({"model_server": pid}, 0.5)
+    answers = {size: servers.post_json(predict_url, body) for size, body in bodies.items()}
+    pairs = {size: [] for size in batch_sizes}
+    with InProcess(version_dir, rows_file, scratch / "model-bench.log", tf_threads) as baseline:
+        for _ in range(rounds):
+            for size, body in bodies.items():
+                in_process = baseline.measure(size, IN_PROCESS_SECONDS)
+                run = measure.run(predict_url, seconds=http_seconds, pids={"model_server": pid}, rows=size,
+                                  method="POST", body=body, idle=idle)
+                pairs[size].append((in_process, run))
+        threads = baseline.tensorflow_threads
+    runs, ratios = {}, {}
+    for size, found in pairs.items():
+        runs[f"batch_{size}"] = run = measure.merge([http for _, http in found])
+        run["stdlib_json_ms"] = stdlib_json_ms(bodies[size], answers[size])
+        ratios[str(size)] = round(statistics.median(
+            arithmetic.ratio(http["rows_per_s"], in_process["rows_per_s"]) for in_process, http in found), 3)
+    return merge_baselines(pairs, threads), runs, ratios
 
 
-def merge_baselines(baselines):
-    """One in-process baseline from several rounds: the median of each figure, calls added up."""
-    def medians(key, source=lambda b: b):
-        return {size: statistics.median(source(b)[key][size] for b in baselines)
-                for size in source(baselines[0])[key]}
+def merge_baselines(pairs, tensorflow_threads):
+    """One in-process baseline from the rounds' measurements ({size: [(in-process, http)]}): the
+    median of each figure per batch size, calls added up."""
+    def medians(key, source=lambda found: found):
+        return {str(size): statistics.median(source(in_process)[key] for in_process, _ in found)
+                for size, found in pairs.items()}
 
+    first = next(iter(pairs.values()))
     merged = {"rows_per_s": medians("rows_per_s"), "median_call_ms": medians("median_call_ms"),
-              "calls": {size: sum(b["calls"][size] for b in baselines) for size in baselines[0]["calls"]},
-              "rounds": len(baselines), "tensorflow_threads": baselines[0].get("tensorflow_threads")}
-    if "flat_call" in baselines[0]:
-        merged["flat_call"] = {key: medians(key, lambda b: b["flat_call"]) for key in ("rows_per_s", "median_call_ms")}
+              "calls": {str(size): sum(in_process["calls"] for in_process, _ in found)
+                        for size, found in pairs.items()},
+              "rounds": len(first), "tensorflow_threads": tensorflow_threads}
+    if "flat_call" in first[0][0]:
+        merged["flat_call"] = {key: medians(key, lambda found: found["flat_call"])
+                               for key in ("rows_per_s", "median_call_ms")}
     return merged
 
 

@@ -184,10 +184,12 @@ def markdown(results):
         parts += [
             "", "## Model server efficiency", "",
             "Rows/s of `POST /v1/models/penguins/versions/N:predict` at c=1 (wrk) against the same "
-            "SavedModel's `serving_default` signature called in one process (`python -m model.bench`, "
-            f"same rows, {pools} as the model server's `--tensorflow_session_parallelism` sets them), "
-            "in 3 rounds that each measure both sides: the ratio is the median of the "
-            "rounds' ratios, the other figures the median (or, over HTTP, the merge) of the rounds'. "
+            "SavedModel's `serving_default` signature called in one process (`python -m model.bench "
+            f"--serve`, loaded once; same rows, {pools} as the model server's "
+            "`--tensorflow_session_parallelism` sets them), in "
+            f"{base.get('rounds', 1)} rounds: in each, every batch size is measured in process and "
+            "right after over HTTP, and that pair gives the round's ratio. The ratio is the median of "
+            "the rounds' ratios, the other figures the median (or, over HTTP, the merge) of the rounds'. "
             "The last column times `json.loads` of the request and `json.dumps` of the "
             "answer in one process: a floor for the JSON part of the model server's CPU per request; "
             "the rest is converting rows to tensors and back, and HTTP.",

@@ -43,6 +43,23 @@ def test_the_command_prints_rows_per_second_per_batch_size(tiny, tmp_path, capsy
     assert set(result["tensorflow_threads"]) == {"intra_op", "inter_op"}
 
 
+def test_serve_measures_each_request_on_one_loaded_model(tiny):
+    import io
+
+    baseline = bench.Baseline(tiny, [{"x": 1.0}, {"x": 2.0}])
+    requests = io.StringIO('{"batch_size": 8, "seconds": 0.05}\n\n{"batch_size": 0, "seconds": 1}\n'
+                           'not json\n{"batch_size": 1, "seconds": 0}\n')
+    out = io.StringIO()
+    bench.serve(baseline, requests, out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0] == {"ready": True, "tensorflow_threads": baseline.tensorflow_threads}
+    first, zero, garbled, last = lines[1:]
+    assert first["batch_size"] == 8 and first["calls"] >= 5 and first["rows_per_s"] > 0
+    assert first["flat_call"]["rows_per_s"] > 0 and first["median_call_ms"] > 0
+    assert "batch_size must be positive" in zero["error"] and "bad request 'not json'" in garbled["error"]
+    assert last["batch_size"] == 1 and last["calls"] == 5  # the minimum, whatever the time asked
+
+
 @pytest.mark.parametrize("content, batch_sizes, message", [
     ("[]", "1", "non-empty JSON list"),
     ('{"x": 1}', "1", "non-empty JSON list"),

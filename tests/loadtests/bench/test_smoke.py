@@ -1,10 +1,9 @@
 """One tiny benchmark run against a real model server, from wrk to results.json and Markdown.
 
 A one-signature SavedModel (y = 2x) is served by `tfship model-server`; the efficiency section
-measures it over HTTP with wrk and in process with `python -m model.bench`, in two alternating
-rounds.
-Budget: ~25 s on a quiet machine (four TensorFlow imports: the export, the server, model.bench in
-two rounds).
+measures it over HTTP with wrk and in process with `python -m model.bench --serve` (one process,
+the model loaded once), in two rounds of pairs.
+Budget: ~20 s on a quiet machine (three TensorFlow imports: the export, the server, model.bench).
 """
 import json
 
@@ -65,3 +64,11 @@ def test_the_pipeline_writes_a_well_formed_result(tiny_server):
         assert probe["one_core_ms"] > 0 and probe["parallel_speedup"] > 0
     assert f"{saved['cpu_probe_at_end']['one_core_ms']} ms on one core" in markdown
     assert f"| 4 | {report._value(runs['batch_4']['rows_per_s'])} |" in markdown
+
+
+def test_an_in_process_baseline_that_cannot_load_says_where_to_look(tmp_path):
+    rows_file = tmp_path / "rows.json"
+    rows_file.write_text('[{"x": 1.0}]')
+    with pytest.raises(RuntimeError, match="model.bench --serve failed: it exited; see .*model-bench.log"):
+        model_server.InProcess(tmp_path / "no-such-version", rows_file, tmp_path / "model-bench.log")
+    assert "no-such-version" in (tmp_path / "model-bench.log").read_text()
