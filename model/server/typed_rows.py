@@ -16,23 +16,23 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 
-from model.server import codec
+from model.server import dtypes
 
 
 def _number(dtype):
     """A float input's JSON value: an integer it holds exactly or a finite float in range."""
-    exact_int, max_finite = codec.FLOAT_EXACT_INT[dtype], codec.FLOAT_MAX[dtype]
+    exact_int, max_finite = dtypes.FLOAT_EXACT_INT[dtype], dtypes.FLOAT_MAX[dtype]
     return Union[Annotated[int, msgspec.Meta(ge=-exact_int, le=exact_int)],
                  Annotated[float, msgspec.Meta(ge=-max_finite, le=max_finite)]]
 
 
 def _integer(dtype):
-    low, high = codec.INT_RANGE[dtype]
+    low, high = dtypes.INT_RANGE[dtype]
     return Annotated[int, msgspec.Meta(ge=low, le=high)]
 
 
-# DataType name -> (the JSON value's type, bounded by TF Serving's limits in codec.py, numpy dtype).
-_TYPES = {dtype: (value_type, codec.DTYPES[dtype][0]) for dtype, value_type in (
+# DataType name -> (the JSON value's type, bounded by TF Serving's limits in dtypes.py, numpy dtype).
+_TYPES = {dtype: (value_type, dtypes.DTYPES[dtype][0]) for dtype, value_type in (
     ("DT_FLOAT", _number("DT_FLOAT")), ("DT_DOUBLE", _number("DT_DOUBLE")),
     ("DT_INT32", _integer("DT_INT32")), ("DT_INT64", _integer("DT_INT64")),
     ("DT_BOOL", bool), ("DT_STRING", str))}

@@ -12,6 +12,8 @@ import operator
 import numpy as np
 import orjson
 
+from model.server.dtypes import FLOAT_EXACT_INT, FLOAT_MAX, INT_RANGE
+
 # orjson reads an integer past 64 bits as a float; the standard library (and the checking
 # path's error texts) keep it an integer. Any run of 19 digits sends the body there.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -50,9 +52,7 @@ def _floats(dtype, exact_int, max_finite):
     return convert
 
 
-def _integers(dtype):
-    info = np.iinfo(dtype)
-
+def _integers(dtype, low, high):
     def convert(leaves, types):
         if types != {int}:  # bool is a type of its own
             return None
@@ -60,7 +60,7 @@ def _integers(dtype):
             values = np.array(leaves, dtype=np.int64)
         except OverflowError:
             return None
-        if values.min() < info.min or values.max() > info.max:
+        if values.min() < low or values.max() > high:
             return None
         return values if dtype == np.int64 else values.astype(dtype)
     return convert
@@ -83,10 +83,10 @@ def _strings(leaves, types):
 
 _BLOCK_DTYPES = frozenset(("DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"))
 CONVERTERS = {
-    "DT_FLOAT": _floats(np.float32, 2**24 - 1, float(np.finfo(np.float32).max)),
-    "DT_DOUBLE": _floats(np.float64, 2**53 - 1, float(np.finfo(np.float64).max)),
-    "DT_INT32": _integers(np.int32),
-    "DT_INT64": _integers(np.int64),
+    "DT_FLOAT": _floats(np.float32, FLOAT_EXACT_INT["DT_FLOAT"], FLOAT_MAX["DT_FLOAT"]),
+    "DT_DOUBLE": _floats(np.float64, FLOAT_EXACT_INT["DT_DOUBLE"], FLOAT_MAX["DT_DOUBLE"]),
+    "DT_INT32": _integers(np.int32, *INT_RANGE["DT_INT32"]),
+    "DT_INT64": _integers(np.int64, *INT_RANGE["DT_INT64"]),
     "DT_BOOL": _bools,
     "DT_STRING": _strings,
 }
