@@ -1,5 +1,6 @@
 """Model server efficiency (HTTP against the in-process signature) and server-side batching."""
 import json
+import select
 import statistics
 import subprocess
 import sys
@@ -27,8 +28,8 @@ class InProcess:
     own, with the model server's TensorFlow threads (--tensorflow_session_parallelism), measured
     on request: measure(batch size, seconds) -> rows/s, median call, calls (and flat_call)."""
 
-    def __init__(self, version_dir, rows_file, log_path, tf_threads=0):
-        self.log_path = log_path
+    def __init__(self, version_dir, rows_file, log_path, tf_threads=0, timeout_s=300):
+        self.log_path, self.timeout_s = log_path, timeout_s
         with open(log_path, "ab") as log:  # TensorFlow's lines: a file, never a pipe nobody reads
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "model.bench", "--serve", "--model-dir", str(version_dir),
@@ -42,6 +43,11 @@ class InProcess:
         return self._answer()
 
     def _answer(self):
+        # One line per request, written whole: nothing is left buffered between answers.
+        if not select.select([self.process.stdout], [], [], self.timeout_s)[0]:
+            self.process.kill()
+            self.close()
+            raise RuntimeError(f"model.bench --serve did not answer in {self.timeout_s} s; see {self.log_path}")
         line = self.process.stdout.readline()
         found = json.loads(line) if line.strip() else None
         if not found or "error" in found:

@@ -72,3 +72,20 @@ def test_an_in_process_baseline_that_cannot_load_says_where_to_look(tmp_path):
     with pytest.raises(RuntimeError, match="model.bench --serve failed: it exited; see .*model-bench.log"):
         model_server.InProcess(tmp_path / "no-such-version", rows_file, tmp_path / "model-bench.log")
     assert "no-such-version" in (tmp_path / "model-bench.log").read_text()
+
+
+def test_an_in_process_baseline_that_does_not_answer_is_stopped(tmp_path, monkeypatch):
+    """A baseline process that hangs (here: one that never prints) is killed after the timeout."""
+    import subprocess
+    import sys
+
+    real_popen = subprocess.Popen
+
+    def silent(command, **options):
+        return real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **options)
+
+    monkeypatch.setattr(model_server.subprocess, "Popen", silent)
+    rows_file = tmp_path / "rows.json"
+    rows_file.write_text('[{"x": 1.0}]')
+    with pytest.raises(RuntimeError, match="did not answer in 0.5 s"):
+        model_server.InProcess(tmp_path / "v", rows_file, tmp_path / "model-bench.log", timeout_s=0.5)
