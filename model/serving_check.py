@@ -60,9 +60,16 @@ def _served_as_tf_serving_serves(export_dir, tags, requests):
     answers = []
     graph = tf.Graph()
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        with _quiet_deprecation():  # "use tf.saved_model.load instead": not here, on purpose
-            meta_graph = tf.compat.v1.saved_model.load(session, list(tags), str(export_dir))
+        try:
+            with _quiet_deprecation():  # "use tf.saved_model.load instead": not here, on purpose
+                meta_graph = tf.compat.v1.saved_model.load(session, list(tags), str(export_dir))
+        except (RuntimeError, ValueError, tf.errors.OpError) as error:
+            raise ServingCheckError(f"the export does not load as TensorFlow Serving loads it: "
+                                    f"{type(error).__name__}: {_reason(str(error))}") from None
         for name, inputs in _calls(requests):
+            if name not in meta_graph.signature_def or set(inputs) - set(meta_graph.signature_def[name].inputs):
+                raise ServingCheckError(f"a warmup request names signature {name!r} or inputs "
+                                        f"{sorted(inputs)} that the export does not have")
             signature_def = meta_graph.signature_def[name]
             fetches = {key: info.name for key, info in signature_def.outputs.items()}
             feeds = {signature_def.inputs[key].name: value for key, value in inputs.items()}

@@ -173,3 +173,25 @@ def test_train_command_exits_5_naming_why_tf_serving_could_not_serve_it(tmp_path
     assert "the new penguins version was not exported" in error
     assert "Could not find variable" in error and "Traceback" not in error
     assert not version_dirs(tmp_path / "penguins")
+
+
+def test_the_serving_check_words_what_tf_serving_could_not_do(trained_models, tmp_path):
+    import shutil
+
+    from tests.model.server.fixture_models import write_warmup
+
+    _, results = trained_models
+    version = tmp_path / "1"
+    shutil.copytree(results[0].path, version)
+    serving_check.check(version)  # the real export passes
+    write_warmup(str(version), [("no_such_signature", {"x": np.array([1.0], np.float32)})])
+    with pytest.raises(serving_check.ServingCheckError, match="signature 'no_such_signature'"):
+        serving_check.check(version)
+    (version / "assets.extra" / "tf_serving_warmup_requests").unlink()
+    with pytest.raises(serving_check.ServingCheckError, match="no warmup requests"):
+        serving_check.check(version)
+    write_warmup(str(version), [("serving_default", {"island": np.array([b"Dream"], object)})])
+    with pytest.raises(serving_check.ServingCheckError, match="export loaded as TensorFlow Serving|fails when"):
+        serving_check.check(version)  # a request missing five inputs: TensorFlow refuses it
+    with pytest.raises(serving_check.ServingCheckError, match="does not load as TensorFlow Serving loads it"):
+        serving_check.check(version, tags=("gpu",))
