@@ -30,9 +30,10 @@ def check(export_dir, tags=("serve",)):
     requests = read_predict_requests(str(export_dir))
     if not requests:
         raise ServingCheckError(f"{export_dir} has no warmup requests to check it with")
-    answers = _served_as_tf_serving_serves(export_dir, tags, requests)
+    calls = _calls(requests)
+    answers = _served_as_tf_serving_serves(export_dir, tags, calls)
     loaded = tf.saved_model.load(str(export_dir), tags=list(tags))
-    for (name, inputs), served in zip(_calls(requests), answers):
+    for (name, inputs), served in zip(calls, answers):
         expected = loaded.signatures[name](**{key: tf.constant(value) for key, value in inputs.items()})
         for key, value in expected.items():
             value = value.numpy()
@@ -53,8 +54,8 @@ def _calls(requests):
             for request in requests]
 
 
-def _served_as_tf_serving_serves(export_dir, tags, requests):
-    """Each request's outputs from a TF1 Session holding the export as TF Serving loads it."""
+def _served_as_tf_serving_serves(export_dir, tags, calls):
+    """Each call's outputs from a TF1 Session holding the export as TF Serving loads it."""
     import tensorflow as tf
 
     answers = []
@@ -66,7 +67,7 @@ def _served_as_tf_serving_serves(export_dir, tags, requests):
         except (RuntimeError, ValueError, tf.errors.OpError) as error:
             raise ServingCheckError(f"the export does not load as TensorFlow Serving loads it: "
                                     f"{type(error).__name__}: {_reason(str(error))}") from None
-        for name, inputs in _calls(requests):
+        for name, inputs in calls:
             if name not in meta_graph.signature_def or set(inputs) - set(meta_graph.signature_def[name].inputs):
                 raise ServingCheckError(f"a warmup request names signature {name!r} or inputs "
                                         f"{sorted(inputs)} that the export does not have")

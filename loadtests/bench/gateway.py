@@ -46,9 +46,9 @@ def figures(runs, cores=None):
     ceiling, via_ceiling_rps, direct_ceiling_rps = arithmetic.shared_core_ceiling(
         cores, via_costs, direct_costs)
     target = targets.by_key("gateway_throughput_ratio_c8").limit
-    budget = arithmetic.gateway_cpu_budget(cores, target, d8["rps"], [via_costs[0], via_costs[2]])
-    budget_at_ceiling = arithmetic.gateway_cpu_budget(cores, target, direct_ceiling_rps,
-                                                      [via_costs[0], via_costs[2]])
+    others = [via_costs[0], via_costs[2]]  # wrk and the model server on the path through the API
+    budget = arithmetic.gateway_cpu_budget(cores, target, d8["rps"], others)
+    budget_at_ceiling = arithmetic.gateway_cpu_budget(cores, target, direct_ceiling_rps, others)
     return {
         "gateway_extra_p50_ms": round(arithmetic.extra_ms(a1["p50_ms"], d1["p50_ms"]), 3),
         "gateway_extra_p99_ms": round(arithmetic.extra_ms(a1["p99_ms"], d1["p99_ms"]), 3),
